@@ -1,0 +1,114 @@
+"""A run's configuration (api.md "Runs"): validated once at the edge, stored as JSON."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from service.reward.baselines import BASELINE_PARAMS
+
+SignificanceMode = Literal["classifier", "values"]
+ReferenceMode = Literal["given", "first_seen", "group"]
+RewardName = Literal[
+    "significance", "kimi", "cosine", "dapo", "l1_exact", "l1_max", "arora_zanette", "truncation"
+]
+VerifierName = Literal["math"]
+
+RUN_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+
+
+class RunConfigPatch(BaseModel):
+    """The body of PUT /v1/runs/{run_id}: any subset of the fields, validated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    significance: SignificanceMode | None = None
+    reference: ReferenceMode | None = None
+    reward: RewardName | None = None
+    reward_params: dict[str, float] | None = None
+    lambda_c: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    lambda_w_n: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    lambda_w_e: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    significance_threshold: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
+    slope_start_step: int | None = Field(default=None, ge=0)
+    slope_period: int | None = Field(default=None, ge=1)
+    slope_threshold: float | None = Field(default=None, allow_inf_nan=False)
+    k_max: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    # Outcome verification for samples that carry `label` instead of `correct`.
+    verifier: VerifierName | None = None
+    # OpenRLHF endpoint: derive the step from a count of samples when the client sends none.
+    samples_per_step: int | None = Field(default=None, ge=1)
+
+    @field_validator("reward_params")
+    @classmethod
+    def _finite_params(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for name, number in (value or {}).items():
+            if not math.isfinite(number):
+                raise ValueError(f"reward_params.{name} must be finite")
+        return value
+
+    @model_validator(mode="after")
+    def _known_params(self) -> RunConfigPatch:
+        if self.reward_params and self.reward not in (None, "significance"):
+            known = BASELINE_PARAMS[self.reward]
+            unknown = sorted(set(self.reward_params) - set(known))
+            if unknown:
+                raise ValueError(
+                    f"reward_params: unknown parameter(s) {unknown} for reward {self.reward!r}; "
+                    f"known: {sorted(known)}"
+                )
+        return self
+
+
+class RunConfig(BaseModel):
+    """A run's resolved configuration: every field set, defaults of method.md section 2."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    significance: SignificanceMode = "values"
+    reference: ReferenceMode = "given"
+    reward: RewardName = "significance"
+    reward_params: dict[str, float] = Field(default_factory=dict)
+    lambda_c: float = 5.0
+    lambda_w_n: float = 2.0
+    lambda_w_e: float = 5.0
+    significance_threshold: float = 0.5
+    slope_start_step: int = 50
+    slope_period: int = 10
+    slope_threshold: float = 2.5
+    k_max: float | None = None
+    verifier: VerifierName = "math"
+    samples_per_step: int | None = None
+
+    @classmethod
+    def resolve(cls, patch: RunConfigPatch, model_loaded: bool) -> RunConfig:
+        """Fill omitted fields; significance defaults to classifier only when a model is loaded."""
+        given = patch.model_dump(exclude_none=True)
+        given.setdefault("significance", "classifier" if model_loaded else "values")
+        config = cls(**given)
+        if config.reward != "significance":
+            defaults = {k: v for k, v in BASELINE_PARAMS[config.reward].items() if v is not None}
+            config.reward_params = {**defaults, **config.reward_params}
+            missing = [k for k, v in BASELINE_PARAMS[config.reward].items() if v is None]
+            missing = [k for k in missing if k not in config.reward_params]
+            if missing:
+                raise ValueError(
+                    f"reward_params.{missing[0]} is required by reward {config.reward!r}"
+                )
+        return config
+
+    def conflicts(self, patch: RunConfigPatch) -> list[str]:
+        """Names of fields present in ``patch`` whose values differ from this configuration."""
+        given: dict[str, Any] = patch.model_dump(exclude_unset=True)
+        stored = self.model_dump()
+        if "reward_params" in given and self.reward != "significance":
+            # The stored params were resolved with the published defaults filled in.
+            defaults = {k: v for k, v in BASELINE_PARAMS[self.reward].items() if v is not None}
+            given["reward_params"] = {**defaults, **(given["reward_params"] or {})}
+        return [name for name, value in given.items() if stored.get(name) != value]
+
+    @property
+    def initial_k(self) -> float:
+        return self.lambda_w_e / (math.pi / 2)

@@ -1,0 +1,76 @@
+"""Plain value objects that cross layers (engine -> runs -> api). No torch, no HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Significant / insignificant unit counts of one response (fractional for pinned means)."""
+
+    significant: float
+    insignificant: float
+
+    @property
+    def total(self) -> float:
+        return self.significant + self.insignificant
+
+
+@dataclass(frozen=True)
+class UnitDetail:
+    """Inspection view of one response: its units, their normalised values and its counts."""
+
+    units: list[str]
+    values: list[float]
+    significant: int
+    insignificant: int
+
+
+@dataclass(frozen=True)
+class SampleInput:
+    """One validated sample whose significance (if its run needs it) is already counted."""
+
+    index: int
+    id: str | None
+    prompt_id: str | None
+    correct: bool
+    score: float
+    counts: Counts | None = None
+    reference: Counts | None = None
+    num_tokens: int | None = None
+    target_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    """What the service answers for one sample."""
+
+    id: str | None
+    length_reward: float
+    reward: float
+    correct: bool
+    significant: float | None = None
+    insignificant: float | None = None
+    reference_significant: float | None = None
+    reference_insignificant: float | None = None
+    # method.md section 4.3: the reference lacked significant or insignificant units, so the
+    # ratios were forced to 0. Reported so users can see the rule fire.
+    degenerate_reference: bool = False
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    k: float
+    dynamic: bool
+    low_slope_count: int
+    late: bool = False
+
+
+@dataclass
+class SubmitResult:
+    run_id: str
+    step: int
+    samples: list[SampleResult] = field(default_factory=list)
+    schedule: ScheduleView | None = None
