@@ -1,0 +1,131 @@
+"""Benchmark ``significance_postprocess``: torch reference vs the Triton kernel.
+
+Usage: python -m bench.bench_kernel [--samples 512] [--words 600] [--dim 1024]
+
+Reports wall time per call (median of CUDA-event timings) and effective bandwidth: the bytes
+the op must touch at least once (scores or hidden in, offsets in, word values and counts out)
+over time, next to the card's measured device-to-device copy bandwidth. On a machine without
+CUDA only the torch reference is timed (on the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from kernels import reference
+
+
+def make_batch(samples: int, words: int, device: torch.device, seed: int = 0) -> tuple:
+    """``samples`` responses of about ``words`` words (1-4 tokens) in 510-token segments."""
+    gen = torch.Generator().manual_seed(seed)
+    n_words = torch.randint(words // 2, words * 3 // 2 + 1, (samples,), generator=gen)
+    word_len = torch.randint(1, 5, (int(n_words.sum()),), generator=gen)
+    cu_words = torch.zeros(word_len.numel() + 1, dtype=torch.int32)
+    cu_words[1:] = torch.cumsum(word_len, 0)
+    seg_sizes, per_sample, start = [], [], 0
+    for n in n_words.tolist():  # segments of ~170 words, the size of a 510-token chunk
+        sizes = [170] * (n // 170) + ([n % 170] if n % 170 else [])
+        seg_sizes += sizes
+        per_sample.append(len(sizes))
+        start += n
+    cu_segments = torch.zeros(len(seg_sizes) + 1, dtype=torch.int32)
+    cu_segments[1:] = torch.cumsum(torch.tensor(seg_sizes), 0)
+    cu_samples = torch.zeros(samples + 1, dtype=torch.int32)
+    cu_samples[1:] = torch.cumsum(torch.tensor(per_sample), 0)
+    reward = {
+        "correct": (torch.rand(samples, generator=gen) < 0.5).to(device),
+        "ref_significant": (torch.rand(samples, generator=gen) * words).to(device),
+        "ref_insignificant": (torch.rand(samples, generator=gen) * words).to(device),
+        "k": 3.18,
+    }
+    offsets = [t.to(device) for t in (cu_words, cu_segments, cu_samples)]
+    return int(cu_words[-1]), offsets, reward
+
+
+def time_call(fn: Callable[[], object], device: torch.device, reps: int = 30) -> float:
+    """Median seconds per call."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def copy_bandwidth(device: torch.device) -> float:
+    """Measured device-to-device copy bandwidth in bytes/s (read + write)."""
+    src = torch.empty(1 << 28, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    seconds = time_call(lambda: dst.copy_(src), device, reps=10)
+    return 2 * src.numel() / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=512)
+    parser.add_argument("--words", type=int, default=600)
+    parser.add_argument("--dim", type=int, default=1024)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    n_tok, offsets, reward = make_batch(args.samples, args.words, device)
+    n_words, n_seg = offsets[0].numel() - 1, offsets[1].numel() - 1
+    scores = torch.randn(n_tok, device=device) * 3
+    hidden = torch.randn(n_tok, args.dim, device=device, dtype=torch.bfloat16)
+    w_diff = torch.randn(args.dim, device=device) / args.dim**0.5
+    index_bytes = 4 * (n_words + n_seg + args.samples + 3)
+    out_bytes = 4 * n_words + 8 * args.samples + 4 * args.samples
+    plain_bytes = 4 * n_tok + index_bytes + out_bytes
+    fused_bytes = 2 * n_tok * args.dim + index_bytes + out_bytes
+    print(f"device {device}; T={n_tok} tokens, W={n_words} words, G={n_seg} segments, "
+          f"N={args.samples} samples, d={args.dim}")  # fmt: skip
+    cases: list[tuple[str, Callable[[], object], int]] = [
+        ("torch  logit_diff",
+         lambda: reference.significance_postprocess(scores, *offsets, 0.5, **reward), plain_bytes),
+        ("torch  fused bf16",
+         lambda: reference.significance_postprocess_fused(hidden, w_diff, 0.1, *offsets, 0.5,
+                                                          **reward), fused_bytes),
+    ]  # fmt: skip
+    if device.type == "cuda":
+        from kernels.significance import (
+            significance_postprocess_fused_triton,
+            significance_postprocess_triton,
+        )
+
+        cases += [
+            ("triton logit_diff",
+             lambda: significance_postprocess_triton(scores, *offsets, 0.5, **reward),
+             plain_bytes),
+            ("triton logit_diff (no validation)",
+             lambda: significance_postprocess_triton(scores, *offsets, 0.5, **reward,
+                                                     validate=False), plain_bytes),
+            ("triton fused bf16",
+             lambda: significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5,
+                                                           **reward), fused_bytes),
+            ("triton fused bf16 (no validation)",
+             lambda: significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5,
+                                                           **reward, validate=False),
+             fused_bytes),
+        ]  # fmt: skip
+        print(f"measured copy bandwidth {copy_bandwidth(device) / 1e9:.0f} GB/s")
+    for name, fn, nbytes in cases:
+        seconds = time_call(fn, device)
+        print(f"{name:36s} {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:8.1f} GB/s")
+
+
+if __name__ == "__main__":
+    main()
