@@ -11,7 +11,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Server settings. Every field can be set as SIGREWARD_<NAME> or as a CLI flag."""
 
-    model_config = SettingsConfigDict(env_prefix="SIGREWARD_", extra="ignore", env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        env_prefix="SIGREWARD_", extra="ignore", env_ignore_empty=True
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000

@@ -1,0 +1,156 @@
+"""The FastAPI application: ``create_app(settings, engine=None)``.
+
+The lifespan builds the store, the engine (unless one is passed), the RunService and the
+batcher, and keeps them on ``app.state.service``; a model is warmed up in the background and
+/readyz turns 200 once it is. Nothing lives at module level, so several apps (tests, replicas)
+can share one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+import service
+from service.api import ops, rewards, runs, significance
+from service.api.errors import install_error_handlers
+from service.api.middleware import OPEN_PATHS, ServiceMiddleware
+from service.api.state import ServiceState
+from service.batching import Batcher
+from service.metrics import Metrics
+from service.runs import RunService
+from service.settings import Settings
+from service.store import make_store
+
+logger = logging.getLogger("sigreward.api")
+
+# Routers written in other modules (trainer adapters, web page), included when present.
+OPTIONAL_ROUTERS = ("service.api.openrlhf", "service.api.ui")
+
+
+def build_engine(settings: Settings) -> Any:
+    """The SignificanceEngine for ``settings`` (values only when no model is configured).
+
+    Raises ``service.engine.ModelLoadError`` when the checkpoint cannot be loaded.
+    """
+    from service.engine import SignificanceEngine
+
+    return SignificanceEngine(
+        settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        max_batch_tokens=settings.max_batch_tokens,
+    )
+
+
+async def _warm_up(state: ServiceState) -> None:
+    try:
+        await asyncio.to_thread(state.engine.warmup)
+    except Exception:
+        logger.exception("model warm-up failed; /readyz stays 503")
+        return
+    if not state.draining:
+        state.ready = True
+        state.metrics.ready.set(1)
+        logger.info("model warmed up; ready")
+
+
+def _shutdown_verifier() -> None:
+    import sys
+
+    module = sys.modules.get("service.verify")
+    if module is not None and hasattr(module, "shutdown"):
+        module.shutdown()
+
+
+def _lifespan(state: ServiceState) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = state.settings
+        state.store = await asyncio.to_thread(make_store, settings)
+        try:
+            if state.engine is None:
+                state.engine = await asyncio.to_thread(build_engine, settings)
+            state.runs = RunService(
+                state.store, state.model_loaded, on_k_warning=state.metrics.k_warning
+            )
+            state.batcher = Batcher(
+                state.engine, settings.max_batch_tokens, settings.max_queue_tokens, state.metrics
+            )
+            state.batcher.start()
+            if state.model_loaded:
+                state.warmup_task = asyncio.create_task(_warm_up(state))
+            else:
+                state.ready = True
+                state.metrics.ready.set(1)
+            yield
+        finally:
+            state.ready = False
+            state.metrics.ready.set(0)
+            if state.warmup_task is not None and not state.warmup_task.done():
+                state.warmup_task.cancel()
+            if state.batcher is not None:
+                await state.batcher.stop()
+            await asyncio.to_thread(_shutdown_verifier)
+            await asyncio.to_thread(state.store.close)
+
+    return lifespan
+
+
+def _custom_openapi(app: FastAPI, settings: Settings) -> Any:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        if settings.api_keys:
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearerAuth"] = {
+                "type": "http",
+                "scheme": "bearer",
+            }
+            for path, operations in schema.get("paths", {}).items():
+                if path in OPEN_PATHS:
+                    continue
+                for operation in operations.values():
+                    operation["security"] = [{"bearerAuth": []}]
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
+
+
+def create_app(settings: Settings, engine: Any = None) -> FastAPI:
+    """The HTTP service for ``settings``; ``engine`` overrides the one built from settings."""
+    state = ServiceState(settings=settings, metrics=Metrics(), engine=engine)
+    app = FastAPI(
+        title="sigreward",
+        version=service.__version__,
+        description=(
+            "Significance-weighted length rewards for RL on reasoning LLMs (arXiv 2506.08125). "
+            'Every 4xx/5xx answer is the envelope {"error": {"type", "message", "param"}}.'
+        ),
+        lifespan=_lifespan(state),
+    )
+    app.state.service = state
+    for module in (ops, runs, rewards, significance):
+        _include(app, module.router)
+    for name in OPTIONAL_ROUTERS:
+        if importlib.util.find_spec(name) is not None:
+            _include(app, importlib.import_module(name).router)
+    install_error_handlers(app)
+    app.add_middleware(ServiceMiddleware, state=state, router=app.router)
+    app.openapi = _custom_openapi(app, settings)  # type: ignore[method-assign]
+    return app
+
+
+def _include(app: FastAPI, router: Any) -> None:
+    app.include_router(router)

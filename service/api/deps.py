@@ -1,0 +1,71 @@
+"""Shared helpers of the routers: the app's state, run-id path parameter, error mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Path, Request
+
+from service.api.errors import ApiError
+from service.api.state import ServiceState
+from service.batching import BatcherClosed, JobTooLarge, QueueFull
+from service.run_config import RUN_ID_PATTERN
+from service.runs import RunConflict, RunNotFound, SampleError
+
+T = TypeVar("T")
+
+RunIdPath = Annotated[
+    str,
+    Path(
+        pattern=RUN_ID_PATTERN,
+        min_length=1,
+        max_length=128,
+        description="1 to 128 characters of [A-Za-z0-9._-]",
+        examples=["exp-1"],
+    ),
+]
+
+
+def service_state(request: Request) -> ServiceState:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+def runs_of(request: Request) -> Any:
+    state = service_state(request)
+    if state.runs is None:
+        raise ApiError(503, "the server is not ready yet")
+    return state.runs
+
+
+async def in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call (store transaction, verifier) off the event loop, mapping the
+    domain's exceptions to the error envelope."""
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except Exception as exc:
+        raise domain_error(exc) from exc
+
+
+def domain_error(exc: Exception) -> Exception:
+    """The ApiError for a domain or batcher exception; other exceptions pass through (500)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, RunNotFound):
+        return ApiError(404, str(exc), param="run_id")
+    if isinstance(exc, RunConflict):
+        return ApiError(409, str(exc), param=exc.fields[0] if exc.fields else None)
+    if isinstance(exc, SampleError):
+        return ApiError(422, str(exc), param=exc.param)
+    if isinstance(exc, QueueFull):
+        return ApiError(
+            429,
+            f"{exc}; retry after {exc.retry_after_s} s",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+    if isinstance(exc, JobTooLarge):
+        return ApiError(413, str(exc), param="samples")
+    if isinstance(exc, BatcherClosed):
+        return ApiError(503, str(exc), headers={"Connection": "close"})
+    return exc

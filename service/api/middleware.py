@@ -1,0 +1,256 @@
+"""One pure-ASGI middleware for what every request shares, in this order: request id, bearer
+auth (401), readiness / draining gate (503), body size limit (413, refused from Content-Length
+before the body is read, or as soon as the streamed bytes pass the limit), in-flight count for
+draining, timing headers, metrics, one JSON access-log line, and a last-resort 500 envelope."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from starlette.routing import Match, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.errors import envelope
+from service.api.jsonbody import non_finite_error
+from service.api.state import ServiceState
+
+access_log = logging.getLogger("sigreward.access")
+error_log = logging.getLogger("sigreward.api")
+
+# Open without a bearer token (probes and scrapers), and the static web page itself.
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+OPEN_PREFIXES = ("/ui",)
+# Answered even while not ready or draining.
+UNGATED_PATHS = frozenset(
+    {"/", "/livez", "/readyz", "/metrics", "/v1/info", "/openapi.json", "/docs", "/redoc"}
+)
+UNGATED_PREFIXES = ("/ui", "/docs/")
+
+_MAX_REQUEST_ID = 128
+
+
+def _is_open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def _is_gated(path: str) -> bool:
+    return not (path in UNGATED_PATHS or path.startswith(UNGATED_PREFIXES))
+
+
+def _request_id(raw: bytes | None) -> str:
+    if raw:
+        text = raw.decode("latin-1")
+        if len(text) <= _MAX_REQUEST_ID and text.isprintable() and text.isascii():
+            return text
+    return uuid.uuid4().hex
+
+
+class _EarlyResponse(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, **headers: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.headers = headers
+
+
+def bearer_ok(authorization: bytes | None, keys: Iterable[bytes]) -> bool:
+    """Constant-time check of ``Authorization: Bearer <token>`` against every configured key."""
+    if not authorization:
+        return False
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() != b"bearer" or not token:
+        return False
+    token = token.strip()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token, key)
+    return matched
+
+
+class ServiceMiddleware:
+    def __init__(self, app: ASGIApp, state: ServiceState, router: Router) -> None:
+        self.app = app
+        self.state = state
+        self.router = router
+        self.keys = [k.encode() for k in state.settings.api_keys if k]
+        self.max_body = state.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        request_id = _request_id(headers.get(b"x-request-id"))
+        request_state: dict[str, Any] = scope.setdefault("state", {})
+        request_state["request_id"] = request_id
+        path: str = scope.get("path", "")
+        method: str = scope.get("method", "GET")
+        gated = _is_gated(path)
+        status = 500
+        response_started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = int(message["status"])
+                extra = [
+                    (b"x-request-id", request_id.encode()),
+                    (
+                        b"x-process-time-ms",
+                        f"{(time.perf_counter() - started) * 1000:.1f}".encode(),
+                    ),
+                ]
+                timing = request_state.get("timing")
+                if timing is not None:
+                    extra.append((b"x-queue-time-ms", f"{timing.queue_ms:.1f}".encode()))
+                    extra.append((b"x-inference-time-ms", f"{timing.inference_ms:.1f}".encode()))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        counted = False
+        try:
+            if self.keys and not _is_open(path):
+                if not bearer_ok(headers.get(b"authorization"), self.keys):
+                    raise _EarlyResponse(
+                        401,
+                        "missing or invalid bearer token (send Authorization: Bearer <key>)",
+                        **{"www-authenticate": "Bearer"},
+                    )
+            if gated and self.state.draining:
+                raise _EarlyResponse(
+                    503, "the server is draining; retry on another replica", connection="close"
+                )
+            if gated and not self.state.ready:
+                raise _EarlyResponse(503, "the server is not ready yet", **{"retry-after": "1"})
+            if gated:
+                self.state.request_started()
+                counted = True
+            receive = await self._buffer_body(headers, receive)
+            await self.app(scope, receive, send_wrapper)
+        except _EarlyResponse as early:
+            await self._send_error(
+                send_wrapper, early.status, early.message, early.param, early.headers
+            )
+        except Exception as exc:
+            error_log.error(
+                "unhandled error on %s %s (request id %s)", method, path, request_id, exc_info=exc
+            )
+            if not response_started:
+                await self._send_error(send_wrapper, 500, "internal server error", None, {})
+        finally:
+            if counted:
+                self.state.request_finished()
+            self._record(scope, method, path, status, started, request_id, request_state)
+
+    async def _buffer_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
+        """Read the whole body (bounded by max_body_bytes) and replay it to the app."""
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise _EarlyResponse(400, "invalid Content-Length header") from None
+            if declared > self.max_body:
+                raise _EarlyResponse(
+                    413,
+                    f"request body of {declared} bytes exceeds the limit of {self.max_body} bytes",
+                    connection="close",
+                )
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                # The client went away; let the app see the disconnect.
+                first = message
+                break
+            body = message.get("body", b"")
+            total += len(body)
+            if total > self.max_body:
+                raise _EarlyResponse(
+                    413,
+                    f"request body exceeds the limit of {self.max_body} bytes",
+                    connection="close",
+                )
+            chunks.append(body)
+            if not message.get("more_body", False):
+                body = b"".join(chunks)
+                if body and b"json" in headers.get(b"content-type", b"json"):
+                    bad = non_finite_error(body)
+                    if bad is not None:
+                        raise _EarlyResponse(422, bad[1], bad[0])
+                first = {"type": "http.request", "body": body, "more_body": False}
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return first
+            return await receive()
+
+        return replay
+
+    @staticmethod
+    async def _send_error(
+        send: Send, status: int, message: str, param: str | None, headers: dict[str, str]
+    ) -> None:
+        body = json.dumps(envelope(status, message, param)).encode()
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *[(k.encode(), v.encode()) for k, v in headers.items()],
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    def _endpoint(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is not None and hasattr(route, "path"):
+            return str(route.path)
+        for candidate in self.router.routes:
+            match, _ = candidate.matches(scope)
+            if match == Match.FULL and hasattr(candidate, "path"):
+                return str(candidate.path)
+        return "unmatched"
+
+    def _record(
+        self,
+        scope: Scope,
+        method: str,
+        path: str,
+        status: int,
+        started: float,
+        request_id: str,
+        request_state: dict[str, Any],
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        endpoint = self._endpoint(scope)
+        metrics = self.state.metrics
+        metrics.requests.labels(endpoint=endpoint, status=str(status)).inc()
+        metrics.request_duration.labels(endpoint=endpoint).observe(elapsed)
+        if path in ("/livez", "/readyz", "/metrics") and status < 400:
+            return  # probes and scrapes would drown the log
+        fields: dict[str, Any] = {
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "request_id": request_id,
+        }
+        for name in ("run_id", "step", "samples", "error"):
+            if name in request_state:
+                fields[name] = request_state[name]
+        if "logged_texts" in request_state:
+            fields["responses"] = request_state["logged_texts"]
+        access_log.info("request", extra={"fields": fields})

@@ -1,0 +1,277 @@
+"""Request and response models of the HTTP interface (api.md), documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+
+from service.run_config import RUN_ID_PATTERN, RunConfig
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replace_lone_surrogates(text: str) -> str:
+    # JSON may escape half of a surrogate pair ("\ud800"); such text cannot be encoded (the
+    # tokenizer and the stores need UTF-8), so it becomes U+FFFD like any other broken byte.
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+# Policy output: any text, broken bytes (U+FFFD, control characters, lone surrogates) included.
+Text = Annotated[str, AfterValidator(_replace_lone_surrogates)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+RunId = Annotated[
+    str,
+    Field(
+        pattern=RUN_ID_PATTERN,
+        min_length=1,
+        max_length=128,
+        description="1 to 128 characters of [A-Za-z0-9._-]",
+        examples=["exp-1"],
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors -------------------------------------------------------------------------------
+class ErrorBody(BaseModel):
+    type: str = Field(description="machine-readable error kind", examples=["validation_error"])
+    message: str = Field(examples=["samples[3].correct: field required"])
+    param: str | None = Field(
+        default=None, description="the offending field, e.g. samples[3].correct"
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The one error envelope of every 4xx/5xx answer."""
+
+    error: ErrorBody
+
+
+# -- rewards ------------------------------------------------------------------------------
+class Reference(_Strict):
+    """A "given" reference: its text (classifier), its values (values mode) or its counts."""
+
+    response: Text | None = Field(default=None, description="reference text (classifier mode)")
+    significance: list[FiniteFloat] | None = Field(
+        default=None, description="reference unit values (values mode)"
+    )
+    significant: NonNegativeFloat | None = None
+    insignificant: NonNegativeFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Reference:
+        forms = [
+            self.response is not None,
+            self.significance is not None,
+            self.significant is not None or self.insignificant is not None,
+        ]
+        if sum(forms) != 1:
+            raise ValueError(
+                'give exactly one of {"response"}, {"significance"} or '
+                '{"significant", "insignificant"}'
+            )
+        if forms[2] and (self.significant is None or self.insignificant is None):
+            raise ValueError('"significant" and "insignificant" go together')
+        return self
+
+
+class RewardSample(_Strict):
+    id: str | None = Field(
+        default=None, max_length=512, description="unique within (run, step); makes retries safe"
+    )
+    prompt_id: str | None = Field(
+        default=None, max_length=512, description="needed by first_seen / group references"
+    )
+    response: Text | None = Field(default=None, description="the policy's response (classifier)")
+    significance: list[FiniteFloat] | None = Field(
+        default=None, description="values mode: one number per unit, higher = more significant"
+    )
+    num_tokens: int | None = Field(default=None, ge=0, description="policy tokens (baselines)")
+    target_tokens: int | None = Field(default=None, ge=0, description="L1 target length")
+    correct: StrictBool | None = Field(default=None, description="the outcome")
+    label: Text | None = Field(
+        default=None,
+        description="reference answer, verified against `response` when `correct` is absent",
+    )
+    score: FiniteFloat | None = Field(
+        default=None, description="outcome score; default 1.0 / 0.0 from correct"
+    )
+    reference: Reference | None = None
+
+
+class RewardsRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "exp-1",
+                    "step": 120,
+                    "samples": [
+                        {
+                            "id": "p7-r3",
+                            "prompt_id": "p7",
+                            "significance": [0.3, 2.1, 0.2, 1.7],
+                            "num_tokens": 812,
+                            "correct": True,
+                            "reference": {"significant": 40, "insignificant": 25},
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    run_id: RunId
+    step: int = Field(ge=0, le=2**62, examples=[120])
+    samples: list[RewardSample] = Field(min_length=1)
+
+
+class SampleReward(BaseModel):
+    id: str | None
+    length_reward: float
+    reward: float
+    correct: bool
+    significant: float | None = None
+    insignificant: float | None = None
+    reference_significant: float | None = None
+    reference_insignificant: float | None = None
+    degenerate_reference: bool = Field(
+        default=False,
+        description="the reference lacked significant or insignificant units (method.md 4.3)",
+    )
+    duplicate: bool = Field(default=False, description="this (run, step, id) was already counted")
+
+
+class ScheduleOut(BaseModel):
+    k: float
+    dynamic: bool
+    low_slope_count: int
+    late: bool
+
+
+class RewardsResponse(BaseModel):
+    run_id: str
+    step: int
+    rewards: list[float] = Field(description="score + length_reward, in sample order")
+    length_rewards: list[float]
+    samples: list[SampleReward]
+    schedule: ScheduleOut
+
+
+# -- runs ---------------------------------------------------------------------------------
+class HistoryEntryOut(BaseModel):
+    step: int
+    score: float
+    samples: int
+    k_before: float
+    k_after: float
+    mean_significant: float | None = None
+    mean_insignificant: float | None = None
+    mean_length_reward_correct: float | None = None
+    mean_length_reward_wrong: float | None = None
+    degenerate_references: int = 0
+
+
+class RunScheduleOut(BaseModel):
+    k: float
+    dynamic: bool = Field(description="false until the first slope is taken")
+    low_slope_count: int
+    last_finished_step: int | None
+    k_warning: bool = Field(default=False, description="k exceeds 4x its starting value")
+    max_step: int | None = None
+    finished_through: int | None = None
+    history: list[HistoryEntryOut]
+
+
+class RunResponse(BaseModel):
+    run_id: str
+    config: RunConfig
+    schedule: RunScheduleOut
+
+
+# -- significance inspection --------------------------------------------------------------
+class SignificanceRequest(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"values": [[0.3, 2.1, 0.2, 1.7]], "significance_threshold": 0.5},
+                {"texts": ["First, compute 2 + 2. So the answer is 4."]},
+            ]
+        },
+    )
+
+    texts: list[Text] | None = Field(default=None, min_length=1, description="classifier mode")
+    values: list[list[FiniteFloat]] | None = Field(
+        default=None, min_length=1, description="values mode"
+    )
+    significance_threshold: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> SignificanceRequest:
+        if (self.texts is None) == (self.values is None):
+            raise ValueError('give exactly one of "texts" or "values"')
+        return self
+
+
+class UnitDetailOut(BaseModel):
+    units: list[str] = Field(description="words (classifier) or unit indices (values)")
+    values: list[float] = Field(description="normalised values in [0, 1]")
+    significant: int
+    insignificant: int
+
+
+class SignificanceResponse(BaseModel):
+    significance: Literal["classifier", "values"]
+    significance_threshold: float
+    results: list[UnitDetailOut]
+
+
+# -- operations ---------------------------------------------------------------------------
+class Limits(BaseModel):
+    max_body_bytes: int
+    max_samples: int
+    max_chars_per_response: int
+    max_batch_tokens: int
+    max_queue_tokens: int
+    drain_timeout_s: float
+
+
+class InfoResponse(BaseModel):
+    version: str
+    significance_modes: list[str] = Field(description='"classifier" only with a model loaded')
+    model: str | None
+    device: str
+    dtype: str | None = None
+    kernel_backend: str = Field(description='"triton" on CUDA, "torch" otherwise')
+    store: str
+    auth: bool = Field(description="bearer tokens required")
+    ready: bool
+    limits: Limits
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the given error codes, all with the envelope."""
+    descriptions = {
+        400: "malformed JSON",
+        401: "missing or wrong bearer token",
+        404: "unknown run",
+        409: "conflicting run configuration",
+        413: "request larger than the configured limits",
+        422: "invalid request (message names the field)",
+        429: "queue full (see Retry-After)",
+        500: "internal error",
+        503: "not ready or draining",
+    }
+    return {code: {"model": ErrorResponse, "description": descriptions[code]} for code in codes}

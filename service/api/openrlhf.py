@@ -1,0 +1,199 @@
+"""POST /get_reward: OpenRLHF's remote reward model protocol (``--remote_rm_url``).
+
+OpenRLHF sends ``{"query": [...], "prompts": [...], "labels": [...]}`` where each query is the
+prompt followed by the response, decoded with special tokens kept, and reads ``"rewards"``
+(0.8: only that), ``"scores"`` and ``"extra_logs"`` (0.11: one value per query each).
+
+The run and step come from the URL: ``--remote_rm_url 'http://host:8000/get_reward?run_id=exp-1'``
+(OpenRLHF cannot send a step). Without ``step`` the step is derived from the run option
+``samples_per_step``: step = (samples counted so far in the run) // samples_per_step, counted
+from the store, so it survives restarts and is shared by replicas; ``extra_logs`` says so.
+``?extra_logs=false`` leaves ``extra_logs`` out (some OpenRLHF 0.8 consumers fail on it).
+
+Correctness comes from the run's verifier (math-verify) against the labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.deps import in_thread, service_state
+from service.api.errors import ApiError
+from service.api.models import RewardSample, error_responses
+from service.api.scoring import score_and_submit
+from service.api.state import ServiceState
+from service.batching import Timing
+from service.run_config import RUN_ID_PATTERN
+
+router = APIRouter(tags=["openrlhf"])
+
+# Special-token texts a decoder leaves at the end of a response (EOS / end-of-turn / padding).
+TRAILING_SPECIAL_TOKENS = (
+    "</s>",
+    "<|endoftext|>",
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "<｜end▁of▁sentence｜>",
+    "<end_of_turn>",
+    "<eos>",
+    "<pad>",
+    "[PAD]",
+    "[SEP]",
+    "<|finetune_right_pad_id|>",
+)
+
+
+class OpenRLHFRequest(BaseModel):
+    # OpenRLHF versions add fields over time; unknown ones are ignored, not refused.
+    model_config = ConfigDict(extra="ignore")
+
+    query: list[str] = Field(min_length=1, description="prompt + response, special tokens kept")
+    prompts: list[str] | None = Field(default=None, description="the prompt of each query")
+    # Datasets with numeric answers arrive as numbers; they are verified as their text.
+    labels: list[str | int | float | None] | None = Field(
+        default=None, description="reference answer of each query (verified with math-verify)"
+    )
+
+
+class OpenRLHFResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, list[float]] | None = None
+
+
+def strip_trailing_special(text: str, extra: tuple[str, ...] = ()) -> str:
+    """``text`` without the EOS / pad token texts (and the whitespace) at its end."""
+    tokens = TRAILING_SPECIAL_TOKENS + extra
+    changed = True
+    while changed:
+        changed = False
+        stripped = text.rstrip()
+        for token in tokens:
+            if stripped.endswith(token):
+                text = stripped[: -len(token)]
+                changed = True
+                break
+    return text.rstrip()
+
+
+def split_response(query: str, prompt: str | None) -> tuple[str, bool]:
+    """The response part of ``query``: what follows its prompt, without the special tokens
+    at its end and the whitespace around it. Returns (response, prompt found)."""
+    if not prompt:
+        return strip_trailing_special(query).lstrip(), False
+    for needle in (prompt, prompt.strip()):
+        # The stripped form catches re-tokenisation that changed whitespace at the seam.
+        at = query.find(needle) if needle else -1
+        if at >= 0:
+            return strip_trailing_special(query[at + len(needle) :]).lstrip(), True
+    return strip_trailing_special(query).lstrip(), False
+
+
+def prompt_id_of(prompt: str) -> str:
+    return "p-" + hashlib.sha256(prompt.encode("utf-8", "replace")).hexdigest()[:24]
+
+
+def _counted_samples(state: ServiceState, run_id: str) -> tuple[int, int | None]:
+    """(samples counted in the run so far, highest step seen) from the store."""
+    assert state.store is not None
+    with state.store.read() as tx:
+        record = tx.get_run(run_id)
+        if record is None:
+            return 0, None
+        rows = tx.finished_steps(run_id) + tx.unfinished_steps(run_id, 2**62)
+        return sum(row.samples for row in rows), record.max_step
+
+
+def _derive_step(state: ServiceState, run_id: str, samples_per_step: int) -> int:
+    counted, max_step = _counted_samples(state, run_id)
+    # Never behind the run's highest step: a request that raced past a boundary would
+    # otherwise be late and not counted.
+    return max(counted // samples_per_step, max_step or 0)
+
+
+@router.post(
+    "/get_reward",
+    response_model=OpenRLHFResponse,
+    response_model_exclude_none=True,
+    responses=error_responses(400, 401, 413, 422, 429, 503),
+    summary="OpenRLHF remote reward model endpoint (--remote_rm_url .../get_reward?run_id=...)",
+)
+async def get_reward(
+    request: Request,
+    body: OpenRLHFRequest,
+    run_id: Annotated[str, Query(pattern=RUN_ID_PATTERN, max_length=128)],
+    step: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    extra_logs: Annotated[bool, Query(description="false: leave extra_logs out")] = True,
+) -> dict[str, Any]:
+    state = service_state(request)
+    if state.runs is None or state.batcher is None:
+        raise ApiError(503, "the server is not ready yet")
+    n = len(body.query)
+    for name, values in (("prompts", body.prompts), ("labels", body.labels)):
+        if values is not None and len(values) != n:
+            raise ApiError(422, f"{name}: {len(values)} entries for {n} queries", param=name)
+    if body.labels is None:
+        raise ApiError(
+            422,
+            "labels: required (the reference answers that correctness is verified against)",
+            param="labels",
+        )
+    for i, label in enumerate(body.labels):
+        if label is None:
+            raise ApiError(422, f"labels[{i}]: required", param=f"labels[{i}]")
+
+    request.state.run_id = run_id
+    derived = step is None
+    if derived:
+        config = await in_thread(state.runs.effective_config, run_id)
+        if config.samples_per_step is None:
+            raise ApiError(
+                422,
+                "step: give ?step= in the URL or set the run option samples_per_step "
+                f"(PUT /v1/runs/{run_id}) so the server can derive it",
+                param="step",
+            )
+        step = await in_thread(_derive_step, state, run_id, config.samples_per_step)
+    assert step is not None
+    request.state.step = step
+    request.state.samples = n
+
+    samples: list[RewardSample] = []
+    found: list[bool] = []
+    for i, query in enumerate(body.query):
+        prompt = body.prompts[i] if body.prompts is not None else None
+        response, ok = split_response(query, prompt)
+        found.append(ok)
+        samples.append(
+            RewardSample(
+                prompt_id=prompt_id_of(prompt) if prompt else None,
+                response=response,
+                label=str(body.labels[i]),
+            )
+        )
+    result = await score_and_submit(state, run_id, step, samples, Timing())
+    assert result.schedule is not None
+    rewards = [r.reward for r in result.samples]
+    out: dict[str, Any] = {
+        "rewards": rewards,
+        # OpenRLHF's "scores" feed dynamic filtering: the outcome (1 correct, 0 wrong).
+        "scores": [1.0 if r.correct else 0.0 for r in result.samples],
+    }
+    if extra_logs:
+        out["extra_logs"] = {
+            "sigreward_length_reward": [r.length_reward for r in result.samples],
+            "sigreward_correct": [1.0 if r.correct else 0.0 for r in result.samples],
+            "sigreward_k": [result.schedule.k] * n,
+            "sigreward_step": [float(step)] * n,
+            # 1.0 when the step was derived from samples_per_step (no ?step= in the URL).
+            "sigreward_step_derived": [1.0 if derived else 0.0] * n,
+            "sigreward_late": [1.0 if result.schedule.late else 0.0] * n,
+            "sigreward_prompt_found": [1.0 if ok else 0.0 for ok in found],
+        }
+    return out

@@ -1,0 +1,71 @@
+"""Operations endpoints: /livez, /readyz, /metrics, /v1/info."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+import service
+from service.api.deps import service_state
+from service.api.errors import envelope
+from service.api.models import HealthResponse, InfoResponse, Limits, error_responses
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/livez", response_model=HealthResponse, summary="Liveness: 200 while the process serves"
+)
+async def livez() -> HealthResponse:
+    return HealthResponse(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=HealthResponse,
+    responses=error_responses(503),
+    summary="Readiness: 200 once the model is warm and the server is not draining",
+)
+async def readyz(request: Request) -> Response:
+    state = service_state(request)
+    if state.ready and not state.draining:
+        return JSONResponse({"status": "ready"})
+    reason = "draining" if state.draining else "warming up"
+    return JSONResponse(envelope(503, f"not ready: {reason}"), status_code=503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request) -> Response:
+    state = service_state(request)
+    return Response(state.metrics.render(), media_type=state.metrics.content_type)
+
+
+@router.get("/v1/info", response_model=InfoResponse, responses=error_responses(401))
+async def info(request: Request) -> InfoResponse:
+    state = service_state(request)
+    settings = state.settings
+    engine = state.engine
+    return InfoResponse(
+        version=service.__version__,
+        significance_modes=["classifier", "values"] if state.model_loaded else ["values"],
+        model=getattr(engine, "model_name", None) if state.model_loaded else None,
+        device=str(getattr(engine, "device", "cpu")),
+        dtype=getattr(engine, "dtype", None) if state.model_loaded else None,
+        kernel_backend=str(getattr(engine, "kernel_backend", "torch")),
+        store="postgresql" if settings.database_url else "sqlite",
+        auth=bool(settings.api_keys),
+        ready=state.ready and not state.draining,
+        limits=Limits(
+            max_body_bytes=settings.max_body_bytes,
+            max_samples=settings.max_samples,
+            max_chars_per_response=settings.max_chars_per_response,
+            max_batch_tokens=settings.max_batch_tokens,
+            max_queue_tokens=settings.max_queue_tokens,
+            drain_timeout_s=settings.drain_timeout_s,
+        ),
+    )

@@ -1,0 +1,65 @@
+"""POST /v1/rewards."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from service.api.deps import service_state
+from service.api.models import (
+    RewardsRequest,
+    RewardsResponse,
+    SampleReward,
+    ScheduleOut,
+    error_responses,
+)
+from service.api.scoring import score_and_submit
+from service.batching import Timing
+
+router = APIRouter(tags=["rewards"])
+
+
+@router.post(
+    "/v1/rewards",
+    response_model=RewardsResponse,
+    responses=error_responses(400, 401, 413, 422, 429, 503),
+    summary="Length rewards for a batch of samples of one step of a run",
+)
+async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:
+    state = service_state(request)
+    request.state.run_id = body.run_id
+    request.state.step = body.step
+    request.state.samples = len(body.samples)
+    if state.settings.log_responses:
+        request.state.logged_texts = [s.response for s in body.samples]
+    timing = Timing()
+    request.state.timing = timing
+    result = await score_and_submit(state, body.run_id, body.step, body.samples, timing)
+    assert result.schedule is not None
+    samples = [
+        SampleReward(
+            id=r.id,
+            length_reward=r.length_reward,
+            reward=r.reward,
+            correct=r.correct,
+            significant=r.significant,
+            insignificant=r.insignificant,
+            reference_significant=r.reference_significant,
+            reference_insignificant=r.reference_insignificant,
+            degenerate_reference=r.degenerate_reference,
+            duplicate=r.duplicate,
+        )
+        for r in result.samples
+    ]
+    return RewardsResponse(
+        run_id=result.run_id,
+        step=result.step,
+        rewards=[r.reward for r in result.samples],
+        length_rewards=[r.length_reward for r in result.samples],
+        samples=samples,
+        schedule=ScheduleOut(
+            k=result.schedule.k,
+            dynamic=result.schedule.dynamic,
+            low_slope_count=result.schedule.low_slope_count,
+            late=result.schedule.late,
+        ),
+    )

@@ -1,0 +1,107 @@
+"""PUT / GET / DELETE /v1/runs/{run_id} and POST /v1/runs/{run_id}/steps/{step}/finish."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Request, Response
+
+from service.api.deps import RunIdPath, in_thread, runs_of, service_state
+from service.api.errors import ApiError
+from service.api.models import RunResponse, error_responses
+from service.run_config import RunConfigPatch
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+_PUT_EXAMPLE = {
+    "significance": "values",
+    "reference": "first_seen",
+    "lambda_c": 5.0,
+    "slope_start_step": 50,
+}
+
+
+@router.put(
+    "/{run_id}",
+    response_model=RunResponse,
+    status_code=200,
+    responses={
+        201: {"model": RunResponse, "description": "run created"},
+        **error_responses(400, 401, 409, 413, 422, 503),
+    },
+    summary="Create a run (201) or confirm its configuration (200); 409 when it differs",
+)
+async def put_run(
+    request: Request,
+    response: Response,
+    run_id: RunIdPath,
+    patch: Annotated[RunConfigPatch | None, Body(examples=[_PUT_EXAMPLE])] = None,
+) -> RunResponse:
+    request.state.run_id = run_id
+    state = service_state(request)
+    patch = patch or RunConfigPatch()
+    if patch.significance == "classifier" and not state.model_loaded:
+        raise ApiError(
+            422,
+            'significance: "classifier" needs a server started with --model; '
+            'this one serves "values" only',
+            param="significance",
+        )
+    runs = runs_of(request)
+    try:
+        _, created = await in_thread(runs.put_run, run_id, patch)
+    except ValueError as exc:  # a baseline's required parameter is missing
+        raise ApiError(422, str(exc), param=_param_of(str(exc))) from exc
+    view = await in_thread(runs.get_run, run_id)
+    response.status_code = 201 if created else 200
+    return RunResponse.model_validate(view.to_dict())
+
+
+def _param_of(message: str) -> str | None:
+    head = message.split(" ", 1)[0]
+    return head if head.replace(".", "").replace("_", "").isalnum() else None
+
+
+@router.get(
+    "/{run_id}",
+    response_model=RunResponse,
+    responses=error_responses(401, 404, 422, 503),
+    summary="A run's configuration, schedule and per-step history",
+)
+async def get_run(request: Request, run_id: RunIdPath) -> RunResponse:
+    request.state.run_id = run_id
+    view = await in_thread(runs_of(request).get_run, run_id)
+    return RunResponse.model_validate(view.to_dict())
+
+
+@router.delete(
+    "/{run_id}",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Delete a run and everything it owns",
+)
+async def delete_run(request: Request, run_id: RunIdPath) -> Response:
+    request.state.run_id = run_id
+    await in_thread(runs_of(request).delete_run, run_id)
+    service_state(request).metrics.forget_run(run_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{run_id}/steps/{step}/finish",
+    response_model=RunResponse,
+    responses=error_responses(401, 404, 422, 503),
+    summary="Finish every step up to and including `step`; later requests for them are late",
+)
+async def finish_step(
+    request: Request,
+    run_id: RunIdPath,
+    step: Annotated[int, Path(ge=0, le=2**62, examples=[120])],
+) -> RunResponse:
+    request.state.run_id = run_id
+    request.state.step = step
+    state = service_state(request)
+    view = await in_thread(runs_of(request).finish, run_id, step)
+    state.metrics.observe_k(run_id, view.schedule.k)
+    return RunResponse.model_validate(view.to_dict())

@@ -1,0 +1,85 @@
+"""POST /v1/significance: which units of a response count (inspection, used by the web page)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from service.api.deps import domain_error, service_state
+from service.api.errors import ApiError
+from service.api.models import (
+    SignificanceRequest,
+    SignificanceResponse,
+    UnitDetailOut,
+    error_responses,
+)
+from service.api.scoring import MAX_VALUE_SPAN, value_span_ok
+from service.batching import Timing
+
+router = APIRouter(tags=["significance"])
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@router.post(
+    "/v1/significance",
+    response_model=SignificanceResponse,
+    responses=error_responses(400, 401, 413, 422, 429, 503),
+    summary="Per response: its units, their normalised values, and the counts",
+)
+async def significance(request: Request, body: SignificanceRequest) -> SignificanceResponse:
+    state = service_state(request)
+    settings = state.settings
+    items = body.texts if body.texts is not None else body.values
+    assert items is not None
+    name = "texts" if body.texts is not None else "values"
+    if len(items) > settings.max_samples:
+        raise ApiError(
+            413,
+            f"{name}: {len(items)} items exceed the limit of {settings.max_samples} per request",
+            param=name,
+        )
+    for i, item in enumerate(items):
+        if len(item) > settings.max_chars_per_response:
+            raise ApiError(
+                413,
+                f"{name}[{i}]: {len(item)} exceeds the limit of {settings.max_chars_per_response}",
+                param=f"{name}[{i}]",
+            )
+    for i, values in enumerate(body.values or []):
+        if not value_span_ok(values):
+            raise ApiError(
+                422,
+                f"values[{i}]: values must span at most {MAX_VALUE_SPAN:.4g} (float32)",
+                param=f"values[{i}]",
+            )
+    if body.texts is not None and not state.model_loaded:
+        raise ApiError(
+            422,
+            "texts: the server has no model loaded (start it with --model); send values instead",
+            param="texts",
+        )
+    assert state.batcher is not None
+    threshold = body.significance_threshold or DEFAULT_THRESHOLD
+    timing = Timing()
+    request.state.timing = timing
+    request.state.samples = len(items)
+    try:
+        if body.texts is not None:
+            details = await state.batcher.inspect_texts(body.texts, threshold, timing)
+        else:
+            details = await state.batcher.inspect_values(body.values or [], threshold, timing)
+    except Exception as exc:
+        raise domain_error(exc) from exc
+    return SignificanceResponse(
+        significance="classifier" if body.texts is not None else "values",
+        significance_threshold=threshold,
+        results=[
+            UnitDetailOut(
+                units=list(d.units),
+                values=[float(v) for v in d.values],
+                significant=int(d.significant),
+                insignificant=int(d.insignificant),
+            )
+            for d in details
+        ],
+    )

@@ -1,0 +1,48 @@
+"""Everything one app instance owns, kept on ``app.state.service`` (no module-level state)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.batching import Batcher
+from service.metrics import Metrics
+from service.runs import RunService
+from service.settings import Settings
+from service.store import Store
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    metrics: Metrics
+    engine: Any = None
+    store: Store | None = None
+    runs: RunService | None = None
+    batcher: Batcher | None = None
+    ready: bool = False
+    draining: bool = False
+    in_flight: int = 0
+    started_at: float = field(default_factory=time.time)
+    warmup_task: asyncio.Task[None] | None = None
+
+    @property
+    def model_loaded(self) -> bool:
+        return bool(getattr(self.engine, "has_model", False))
+
+    def start_draining(self) -> None:
+        """SIGTERM: /readyz turns 503 at once and new work is refused.
+
+        Called from a signal handler: plain attribute writes only (no locks, no logging)."""
+        self.draining = True
+        self.ready = False
+
+    def request_started(self) -> None:
+        self.in_flight += 1
+        self.metrics.in_flight.set(self.in_flight)
+
+    def request_finished(self) -> None:
+        self.in_flight -= 1
+        self.metrics.in_flight.set(self.in_flight)

@@ -1,0 +1,318 @@
+"""Async token-budget batcher between the HTTP layer and the (synchronous) engine.
+
+Requests enqueue their texts or value lists with an estimated token count; one background task
+merges queued jobs of the same kind and threshold into engine calls of at most
+``max_batch_tokens`` estimated tokens and runs each call in a worker thread, so the event loop
+stays free while the model runs. Engine calls are serialised (the engine serves one caller at a
+time). The queue is bounded by ``max_queue_tokens``: a job that does not fit is refused with
+:class:`QueueFull` (answered 429 with Retry-After), a job that could never fit with
+:class:`JobTooLarge` (413).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from service.metrics import Metrics
+from service.types import Counts, UnitDetail
+
+# Characters per classifier token used for the queue estimate: WordPiece / SentencePiece average
+# about four characters per token on English; three over-counts a little, which errs on the side
+# of refusing early rather than overfilling the queue.
+CHARS_PER_TOKEN = 3
+
+
+class Engine(Protocol):
+    has_model: bool
+
+    def count_texts(self, texts: list[str], threshold: float) -> list[Counts]: ...
+    def count_values(self, values: list[list[float]], threshold: float) -> list[Counts]: ...
+    def inspect_texts(self, texts: list[str], threshold: float) -> list[UnitDetail]: ...
+    def inspect_values(self, values: list[list[float]], threshold: float) -> list[UnitDetail]: ...
+
+
+class QueueFull(Exception):
+    def __init__(self, retry_after_s: int, queued_tokens: int) -> None:
+        super().__init__(f"the scoring queue is full ({queued_tokens} tokens queued)")
+        self.retry_after_s = retry_after_s
+        self.queued_tokens = queued_tokens
+
+
+class JobTooLarge(Exception):
+    def __init__(self, tokens: int, limit: int) -> None:
+        super().__init__(
+            f"the request needs about {tokens} tokens of scoring, more than the queue holds "
+            f"({limit}); split it into smaller requests"
+        )
+        self.tokens = tokens
+        self.limit = limit
+
+
+class BatcherClosed(Exception):
+    pass
+
+
+KINDS = ("count_texts", "count_values", "inspect_texts", "inspect_values")
+
+
+def estimate_text_tokens(text: str) -> int:
+    return len(text) // CHARS_PER_TOKEN + 2
+
+
+@dataclass
+class Timing:
+    """Where a job's time went: waiting in the queue, and inside the engine call."""
+
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
+@dataclass
+class _Job:
+    kind: str
+    items: list[Any]
+    threshold: float
+    tokens: int
+    future: asyncio.Future[list[Any]]
+    enqueued_at: float = field(default_factory=time.perf_counter)
+    timing: Timing = field(default_factory=Timing)
+
+
+class Batcher:
+    def __init__(
+        self,
+        engine: Engine,
+        max_batch_tokens: int,
+        max_queue_tokens: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.engine = engine
+        self.max_batch_tokens = max(1, max_batch_tokens)
+        self.max_queue_tokens = max(1, max_queue_tokens)
+        self.metrics = metrics
+        self._pending: deque[_Job] = deque()
+        self._queued_tokens = 0  # pending + running
+        self._queued_jobs = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigreward-engine")
+        self._closed = False
+        # Throughput estimate (tokens per second) for Retry-After; starts pessimistic.
+        self._tokens_per_s = 2000.0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="sigreward-batcher"
+            )
+
+    async def stop(self) -> None:
+        """Refuse new jobs, fail the queued ones and wait for the running engine call."""
+        self._closed = True
+        while self._pending:
+            job = self._pending.popleft()
+            self._release(job)
+            if not job.future.done():
+                job.future.set_exception(BatcherClosed("the server is shutting down"))
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        self._executor.shutdown(wait=True)
+
+    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking call (e.g. a store transaction) in a thread other than the engine's."""
+        return await asyncio.to_thread(fn, *args)
+
+    # -- public API ------------------------------------------------------------------------
+    @property
+    def queued_tokens(self) -> int:
+        return self._queued_tokens
+
+    async def count_texts(
+        self, texts: Sequence[str], threshold: float, timing: Timing | None = None
+    ) -> list[Counts]:
+        tokens = sum(estimate_text_tokens(t) for t in texts)
+        return await self.submit("count_texts", list(texts), threshold, tokens, timing)
+
+    async def count_values(
+        self, values: Sequence[Sequence[float]], threshold: float, timing: Timing | None = None
+    ) -> list[Counts]:
+        tokens = sum(len(v) for v in values) + len(values)
+        return await self.submit(
+            "count_values", [list(v) for v in values], threshold, tokens, timing
+        )
+
+    async def inspect_texts(
+        self, texts: Sequence[str], threshold: float, timing: Timing | None = None
+    ) -> list[UnitDetail]:
+        tokens = sum(estimate_text_tokens(t) for t in texts)
+        return await self.submit("inspect_texts", list(texts), threshold, tokens, timing)
+
+    async def inspect_values(
+        self, values: Sequence[Sequence[float]], threshold: float, timing: Timing | None = None
+    ) -> list[UnitDetail]:
+        tokens = sum(len(v) for v in values) + len(values)
+        return await self.submit(
+            "inspect_values", [list(v) for v in values], threshold, tokens, timing
+        )
+
+    async def submit(
+        self,
+        kind: str,
+        items: list[Any],
+        threshold: float,
+        tokens: int,
+        timing: Timing | None = None,
+    ) -> list[Any]:
+        if kind not in KINDS:
+            raise ValueError(f"unknown job kind {kind!r}")
+        if not items:
+            return []
+        if self._closed:
+            raise BatcherClosed("the server is shutting down")
+        if tokens > self.max_queue_tokens:
+            raise JobTooLarge(tokens, self.max_queue_tokens)
+        if self._queued_tokens + tokens > self.max_queue_tokens:
+            if self.metrics:
+                self.metrics.queue_rejections.inc()
+            raise QueueFull(self._retry_after(), self._queued_tokens)
+        job = _Job(kind, items, threshold, tokens, asyncio.get_running_loop().create_future())
+        if timing is not None:
+            job.timing = timing
+        self._queued_tokens += tokens
+        self._queued_jobs += 1
+        self._update_gauges()
+        self._pending.append(job)
+        self._wakeup.set()
+        try:
+            # shield: a client that disconnects cancels its wait, not the shared engine call.
+            return await asyncio.shield(job.future)
+        except asyncio.CancelledError:
+            job.future.cancel()
+            raise
+
+    # -- worker ----------------------------------------------------------------------------
+    def _retry_after(self) -> int:
+        return int(min(60, max(1, math.ceil(self._queued_tokens / self._tokens_per_s))))
+
+    def _release(self, job: _Job) -> None:
+        self._queued_tokens -= job.tokens
+        self._queued_jobs -= 1
+        self._update_gauges()
+
+    def _update_gauges(self) -> None:
+        if self.metrics:
+            self.metrics.queue_depth.set(self._queued_tokens)
+            self.metrics.queue_requests.set(self._queued_jobs)
+
+    def _take_batch(self) -> list[_Job]:
+        """The oldest live job plus later jobs of the same kind and threshold, within budget."""
+        while self._pending and self._pending[0].future.done():
+            self._release(self._pending.popleft())  # cancelled while waiting
+        if not self._pending:
+            return []
+        first = self._pending.popleft()
+        batch, budget = [first], self.max_batch_tokens - first.tokens
+        kept: deque[_Job] = deque()
+        while self._pending:
+            job = self._pending.popleft()
+            if job.future.done():
+                self._release(job)
+            elif (
+                job.kind == first.kind and job.threshold == first.threshold and job.tokens <= budget
+            ):
+                batch.append(job)
+                budget -= job.tokens
+            else:
+                kept.append(job)
+        self._pending = kept
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._take_batch()
+            if not batch:
+                continue
+            kind, threshold = batch[0].kind, batch[0].threshold
+            items = [item for job in batch for item in job.items]
+            tokens = sum(job.tokens for job in batch)
+            started = time.perf_counter()
+            for job in batch:
+                job.timing.queue_ms = (started - job.enqueued_at) * 1000.0
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, getattr(self.engine, kind), items, threshold
+                )
+                error: BaseException | None = None
+            except Exception as exc:
+                results, error = [], exc
+            elapsed = time.perf_counter() - started
+            self._record(kind, batch, len(items), tokens, elapsed)
+            if error is not None and len(batch) > 1:
+                # One request's bad input must not fail the requests merged with it: run each
+                # alone so that only the culprit gets the error.
+                for job in batch:
+                    await self._run_alone(loop, job)
+                continue
+            offset = 0
+            for job in batch:
+                job.timing.inference_ms = elapsed * 1000.0
+                part = results[offset : offset + len(job.items)]
+                offset += len(job.items)
+                self._resolve(job, part, error)
+
+    async def _run_alone(self, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
+        started = time.perf_counter()
+        error: BaseException | None = None
+        results: list[Any] = []
+        if not job.future.done():
+            try:
+                results = await loop.run_in_executor(
+                    self._executor, getattr(self.engine, job.kind), job.items, job.threshold
+                )
+            except Exception as exc:
+                error = exc
+        job.timing.inference_ms = (time.perf_counter() - started) * 1000.0
+        self._resolve(job, results, error)
+
+    def _resolve(self, job: _Job, part: list[Any], error: BaseException | None) -> None:
+        self._release(job)
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        elif len(part) != len(job.items):
+            job.future.set_exception(
+                RuntimeError(
+                    f"engine {job.kind} returned {len(part)} results for {len(job.items)} inputs"
+                )
+            )
+        else:
+            job.future.set_result(part)
+
+    def _record(
+        self, kind: str, batch: list[_Job], n_items: int, tokens: int, elapsed: float
+    ) -> None:
+        if elapsed > 0 and tokens > 0:
+            self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (tokens / elapsed)
+        if self.metrics:
+            self.metrics.batch_requests.observe(len(batch))
+            self.metrics.batch_texts.observe(n_items)
+            self.metrics.batch_tokens.observe(tokens)
+            self.metrics.forward_seconds.labels(kind=kind).observe(elapsed)
