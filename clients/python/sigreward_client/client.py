@@ -1,0 +1,282 @@
+"""Synchronous and asynchronous clients of the sigreward HTTP API (v1)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from sigreward_client._core import (
+    RETRY_STATUSES,
+    Chunk,
+    RetryPolicy,
+    dumps,
+    merge_results,
+    parse_body,
+    parse_retry_after,
+    prepare_samples,
+    run_view,
+    split_batch,
+)
+from sigreward_client.errors import APIError, ConnectionFailed
+from sigreward_client.models import (
+    RunView,
+    SampleLike,
+    ScoreResult,
+    ServerLimits,
+    SignificanceResult,
+)
+
+DEFAULT_TIMEOUT = 120.0
+
+
+class _Base:
+    """Configuration and request building shared by both clients."""
+
+    def __init__(
+        self,
+        base_url: str,
+        run_id: str,
+        api_key: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 5,
+        backoff_base: float = 0.25,
+        backoff_max: float = 20.0,
+        limits: ServerLimits | None = None,
+    ) -> None:
+        if not run_id:
+            raise ValueError("run_id must not be empty")
+        self.base_url = base_url.rstrip("/")
+        self.run_id = run_id
+        self.timeout = timeout
+        self.retry = RetryPolicy(max_retries, backoff_base, backoff_max)
+        self._limits = limits
+        self._headers = {"Accept": "application/json", "User-Agent": "sigreward-client/0.1"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+
+    @property
+    def _run_path(self) -> str:
+        return f"/v1/runs/{quote(self.run_id, safe='')}"
+
+    @staticmethod
+    def _significance_body(
+        texts: Sequence[str] | None,
+        values: Sequence[Sequence[float]] | None,
+        threshold: float | None,
+    ) -> dict[str, Any]:
+        if (texts is None) == (values is None):
+            raise ValueError("give exactly one of texts or values")
+        body: dict[str, Any] = (
+            {"texts": list(texts)}
+            if texts is not None
+            else {"values": [list(v) for v in values or []]}
+        )
+        if threshold is not None:
+            body["significance_threshold"] = threshold
+        return body
+
+    @staticmethod
+    def _significance_result(body: Any) -> SignificanceResult:
+        if isinstance(body, list):
+            return SignificanceResult.model_validate({"results": body})
+        return SignificanceResult.model_validate(body)
+
+    def _should_retry(self, attempt: int) -> bool:
+        return attempt < self.retry.max_retries
+
+
+class RewardClient(_Base):
+    """Blocking client. One instance per training run (``run_id``); thread-safe like httpx.
+
+    >>> client = RewardClient("http://127.0.0.1:8000", "exp-1")
+    >>> client.configure(reference="group")
+    >>> result = client.score(step, [{"prompt_id": "p1", "response": "...", "correct": True}])
+    >>> result.rewards
+    """
+
+    def __init__(self, base_url: str, run_id: str, **options: Any) -> None:
+        transport = options.pop("transport", None)
+        super().__init__(base_url, run_id, **options)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self.timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> RewardClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+        content = raw if raw is not None else (dumps(body) if body is not None else None)
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, content=content, headers=headers)
+            except httpx.TransportError as err:
+                if not self._should_retry(attempt):
+                    raise ConnectionFailed(f"{method} {self.base_url}{path}: {err!r}") from err
+                time.sleep(self.retry.delay(attempt, None))
+                attempt += 1
+                continue
+            parsed = parse_body(response.content)
+            if response.status_code < 400:
+                return parsed
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if response.status_code in RETRY_STATUSES and self._should_retry(attempt):
+                time.sleep(self.retry.delay(attempt, retry_after))
+                attempt += 1
+                continue
+            raise APIError.from_response(response.status_code, parsed, retry_after)
+
+    def info(self) -> dict[str, Any]:
+        """``GET /v1/info``: version, modes, model, device, kernel backend and limits."""
+        body = self._request("GET", "/v1/info")
+        self._limits = ServerLimits.from_info(body)
+        return body
+
+    def limits(self) -> ServerLimits:
+        """The server's request limits (fetched once from /v1/info)."""
+        if self._limits is None:
+            self.info()
+        assert self._limits is not None
+        return self._limits
+
+    def configure(self, **run_config: Any) -> RunView:
+        """``PUT /v1/runs/{run_id}``: create the run, or check that it has this configuration."""
+        return run_view(self.run_id, self._request("PUT", self._run_path, run_config))
+
+    def get_run(self) -> RunView:
+        return run_view(self.run_id, self._request("GET", self._run_path))
+
+    def delete_run(self) -> None:
+        self._request("DELETE", self._run_path)
+
+    def finish_step(self, step: int) -> RunView:
+        """Finish every step up to and including ``step`` (applies the schedule)."""
+        return run_view(self.run_id, self._request("POST", f"{self._run_path}/steps/{step}/finish"))
+
+    def score(self, step: int, samples: Sequence[SampleLike]) -> ScoreResult:
+        """Rewards for ``samples`` of ``step``, in order. Batches over the server's limits are
+        sent as several requests (a prompt's group always in one) and reassembled."""
+        prepared = prepare_samples(step, samples)
+        chunks = split_batch(self.run_id, step, prepared, self.limits())
+        parts: list[tuple[Chunk, Mapping[str, Any]]] = []
+        for chunk in chunks:
+            parts.append((chunk, self._request("POST", "/v1/rewards", raw=chunk.body)))
+        return merge_results(self.run_id, step, len(prepared), parts)
+
+    def significance(
+        self,
+        texts: Sequence[str] | None = None,
+        values: Sequence[Sequence[float]] | None = None,
+        threshold: float | None = None,
+    ) -> SignificanceResult:
+        """``POST /v1/significance``: units, normalised values and counts per response."""
+        body = self._request(
+            "POST", "/v1/significance", self._significance_body(texts, values, threshold)
+        )
+        return self._significance_result(body)
+
+
+class AsyncRewardClient(_Base):
+    """The same API as :class:`RewardClient` for asyncio code (``await client.score(...)``)."""
+
+    def __init__(self, base_url: str, run_id: str, **options: Any) -> None:
+        transport = options.pop("transport", None)
+        super().__init__(base_url, run_id, **options)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self.timeout,
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> AsyncRewardClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def _request(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+    ) -> Any:
+        content = raw if raw is not None else (dumps(body) if body is not None else None)
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(method, path, content=content, headers=headers)
+            except httpx.TransportError as err:
+                if not self._should_retry(attempt):
+                    raise ConnectionFailed(f"{method} {self.base_url}{path}: {err!r}") from err
+                await asyncio.sleep(self.retry.delay(attempt, None))
+                attempt += 1
+                continue
+            parsed = parse_body(response.content)
+            if response.status_code < 400:
+                return parsed
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            if response.status_code in RETRY_STATUSES and self._should_retry(attempt):
+                await asyncio.sleep(self.retry.delay(attempt, retry_after))
+                attempt += 1
+                continue
+            raise APIError.from_response(response.status_code, parsed, retry_after)
+
+    async def info(self) -> dict[str, Any]:
+        body = await self._request("GET", "/v1/info")
+        self._limits = ServerLimits.from_info(body)
+        return body
+
+    async def limits(self) -> ServerLimits:
+        if self._limits is None:
+            await self.info()
+        assert self._limits is not None
+        return self._limits
+
+    async def configure(self, **run_config: Any) -> RunView:
+        return run_view(self.run_id, await self._request("PUT", self._run_path, run_config))
+
+    async def get_run(self) -> RunView:
+        return run_view(self.run_id, await self._request("GET", self._run_path))
+
+    async def delete_run(self) -> None:
+        await self._request("DELETE", self._run_path)
+
+    async def finish_step(self, step: int) -> RunView:
+        body = await self._request("POST", f"{self._run_path}/steps/{step}/finish")
+        return run_view(self.run_id, body)
+
+    async def score(self, step: int, samples: Sequence[SampleLike]) -> ScoreResult:
+        prepared = prepare_samples(step, samples)
+        chunks = split_batch(self.run_id, step, prepared, await self.limits())
+        parts: list[tuple[Chunk, Mapping[str, Any]]] = []
+        # Sequential on purpose: the first request of a step finishes earlier steps and pins
+        # first_seen references; later parts must see that state.
+        for chunk in chunks:
+            parts.append((chunk, await self._request("POST", "/v1/rewards", raw=chunk.body)))
+        return merge_results(self.run_id, step, len(prepared), parts)
+
+    async def significance(
+        self,
+        texts: Sequence[str] | None = None,
+        values: Sequence[Sequence[float]] | None = None,
+        threshold: float | None = None,
+    ) -> SignificanceResult:
+        body = self._significance_body(texts, values, threshold)
+        return self._significance_result(await self._request("POST", "/v1/significance", body))

@@ -1,0 +1,198 @@
+"""Outcome verification of labelled samples: does a response's answer match its label?
+
+Samples may carry ``label`` instead of ``correct``; the run option ``verifier`` names the check
+(``VERIFIERS``; "math" is the math-verify comparison used across the RL-for-reasoning field).
+
+``verify`` never raises on bad text: unparsable, empty or garbage input (control characters,
+U+FFFD) is simply not correct. math-verify bounds its sympy work with ``signal.alarm``, which
+only works on a process's main thread, so calls from any other thread (a server's worker
+threads) are sent to a small helper process that runs math-verify on its own main thread; a
+helper that does not answer in time is killed and replaced, and the sample counts as wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import re
+import threading
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Answers sit at the end of a response; a bounded tail keeps regex and sympy work small.
+MAX_RESPONSE_CHARS = 8192
+MAX_LABEL_CHARS = 1024
+# Per-call limits inside math-verify (seconds, whole numbers because of signal.alarm).
+PARSE_TIMEOUT_S = 2
+COMPARE_TIMEOUT_S = 2
+# How long a caller off the main thread waits for the helper process: a start-up allowance
+# (spawning imports math-verify) plus a per-pair allowance.
+HELPER_BASE_TIMEOUT_S = 30.0
+HELPER_TIMEOUT_PER_PAIR_S = 2 * (PARSE_TIMEOUT_S * 2 + COMPARE_TIMEOUT_S)
+
+# C0/C1 control characters except tab and newline, and the replacement character U+FFFD.
+_JUNK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def _clean(text: Any, limit: int, keep_tail: bool) -> str:
+    if not isinstance(text, str):
+        return ""
+    text = _JUNK.sub("", text).strip()
+    if len(text) > limit:
+        text = text[-limit:] if keep_tail else text[:limit]
+    return text
+
+
+def _math_verify_here(label: str, response: str) -> bool:
+    """math-verify on the current thread (its timeouts need the main thread)."""
+    from math_verify import parse
+    from math_verify import verify as mv_verify
+
+    gold_text = _clean(label, MAX_LABEL_CHARS, keep_tail=False)
+    answer_text = _clean(response, MAX_RESPONSE_CHARS, keep_tail=True)
+    if not gold_text or not answer_text:
+        return False
+    try:
+        # A bare label such as "x^2+1" or "\frac{1}{2}" parses reliably only inside \boxed{}.
+        if "\\boxed" in gold_text or "$" in gold_text:
+            gold = parse(gold_text, parsing_timeout=PARSE_TIMEOUT_S)
+        else:
+            gold = parse("\\boxed{" + gold_text + "}", parsing_timeout=PARSE_TIMEOUT_S)
+            if not gold:
+                gold = parse(gold_text, parsing_timeout=PARSE_TIMEOUT_S)
+        if not gold:
+            return False
+        answer = parse(answer_text, parsing_timeout=PARSE_TIMEOUT_S)
+        if not answer:
+            return False
+        return bool(mv_verify(gold, answer, timeout_seconds=COMPARE_TIMEOUT_S))
+    except BaseException as err:  # noqa: BLE001 - sympy/antlr/timeouts: bad text is just wrong
+        if isinstance(err, KeyboardInterrupt | SystemExit):
+            raise
+        return False
+
+
+def _helper_main(conn: Connection) -> None:
+    """Helper process loop: receive lists of (check, label, response), answer lists of bools.
+
+    ``check`` travels pickled by reference, so verifiers registered at run time work here too.
+    """
+    while True:
+        try:
+            batch = conn.recv()
+        except EOFError:
+            return
+        conn.send([_run_check(check, label, response) for check, label, response in batch])
+
+
+class _Helper:
+    """One helper process (spawned, so no locks or threads are inherited from the server)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    def _start(self) -> Connection:
+        if self._process is not None and self._process.is_alive() and self._conn is not None:
+            return self._conn
+        self._stop()
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=_helper_main, args=(child,), daemon=True, name="verifier")
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        return parent
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
+        self._process, self._conn = None, None
+
+    def run(self, batch: list[tuple[Verifier, str, str]]) -> list[bool]:
+        timeout = HELPER_BASE_TIMEOUT_S + HELPER_TIMEOUT_PER_PAIR_S * len(batch)
+        with self._lock:
+            try:
+                conn = self._start()
+                conn.send(batch)
+                if conn.poll(timeout):
+                    answer = conn.recv()
+                    if isinstance(answer, list) and len(answer) == len(batch):
+                        return [bool(a) for a in answer]
+                logger.warning("verifier helper did not answer in %.0fs; restarting it", timeout)
+            except (OSError, EOFError) as err:
+                logger.warning("verifier helper failed (%s); restarting it", type(err).__name__)
+            self._stop()
+            return [False] * len(batch)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+_HELPER = _Helper()
+
+Verifier = Callable[[str, str], bool]
+
+# name -> check(label, response). Register new verifiers here (and in run_config.VerifierName).
+VERIFIERS: dict[str, Verifier] = {"math": _math_verify_here}
+
+
+def register_verifier(name: str, check: Verifier) -> None:
+    """Add a verifier. ``check(label, response)`` must return a bool and may run in a helper
+    process, so it has to be a module-level function (picklable by reference)."""
+    VERIFIERS[name] = check
+
+
+def _run_check(check: Verifier, label: str, response: str) -> bool:
+    try:
+        return bool(check(label, response))
+    except Exception:  # noqa: BLE001 - a verifier must never fail a request
+        return False
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def verify(label: str, response: str, verifier: str = "math") -> bool:
+    """True when ``response``'s final answer matches ``label`` under ``verifier``.
+
+    Raises ValueError only for an unknown verifier name; bad text gives False.
+    """
+    return verify_many([label], [response], verifier)[0]
+
+
+def verify_many(
+    labels: Sequence[str], responses: Sequence[str], verifier: str = "math"
+) -> list[bool]:
+    """``verify`` for many pairs at once (one round trip to the helper off the main thread)."""
+    check = VERIFIERS.get(verifier)
+    if check is None:
+        raise ValueError(f"unknown verifier {verifier!r}; known: {sorted(VERIFIERS)}")
+    if len(labels) != len(responses):
+        raise ValueError(f"{len(labels)} labels but {len(responses)} responses")
+    if not labels:
+        return []
+    if _on_main_thread():
+        return [_run_check(check, lab, res) for lab, res in zip(labels, responses, strict=True)]
+    batch = [
+        (check, _as_text(lab), _as_text(res)) for lab, res in zip(labels, responses, strict=True)
+    ]
+    return _HELPER.run(batch)
+
+
+def shutdown() -> None:
+    """Stop the helper process (servers call this on shutdown; it restarts on demand)."""
+    _HELPER.close()

@@ -1,0 +1,6 @@
+from tests.client.fixtures import (  # noqa: F401  (pytest fixtures)
+    classifier_server,
+    small_server,
+    tiny_bert_dir,
+    values_server,
+)
