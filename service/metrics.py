@@ -74,7 +74,9 @@ class Metrics:
             registry=r,
         )
         self.samples = Counter(
-            "sigreward_samples", "Samples scored by POST /v1/rewards", registry=r
+            "sigreward_samples",
+            "Samples scored by POST /v1/rewards and POST /get_reward",
+            registry=r,
         )
         self.schedule_k = Gauge(
             "sigreward_schedule_k",

@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from service.reward.baselines import BASELINE_PARAMS
 
@@ -17,6 +24,12 @@ RewardName = Literal[
 VerifierName = Literal["math"]
 
 RUN_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+
+# The paper's reward has no reward_params (its parameters are the lambda_* options).
+NO_PARAMS_MESSAGE = (
+    'only a baseline reward takes parameters; reward "significance" is configured with '
+    "lambda_c, lambda_w_n and lambda_w_e (or name a baseline in reward)"
+)
 
 
 class RunConfigPatch(BaseModel):
@@ -43,10 +56,14 @@ class RunConfigPatch(BaseModel):
 
     @field_validator("reward_params")
     @classmethod
-    def _finite_params(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+    def _finite_params(
+        cls, value: dict[str, float] | None, info: ValidationInfo
+    ) -> dict[str, float] | None:
         for name, number in (value or {}).items():
             if not math.isfinite(number):
                 raise ValueError(f"reward_params.{name} must be finite")
+        if value and info.data.get("reward") == "significance":
+            raise ValueError(NO_PARAMS_MESSAGE)
         return value
 
     @model_validator(mode="after")
@@ -88,6 +105,8 @@ class RunConfig(BaseModel):
         given = patch.model_dump(exclude_none=True)
         given.setdefault("significance", "classifier" if model_loaded else "values")
         config = cls(**given)
+        if config.reward == "significance" and config.reward_params:
+            raise ValueError(f"reward_params must be empty: {NO_PARAMS_MESSAGE}")
         if config.reward != "significance":
             defaults = {k: v for k, v in BASELINE_PARAMS[config.reward].items() if v is not None}
             config.reward_params = {**defaults, **config.reward_params}

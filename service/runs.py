@@ -32,6 +32,8 @@ from service.types import Counts, SampleInput, SampleResult, ScheduleView, Submi
 log = logging.getLogger(__name__)
 
 GROUP_REWARDS = ("kimi", "arora_zanette")
+# The store counter that numbers a run's samples for step-less (OpenRLHF) requests.
+SAMPLE_COUNTER = "samples"
 L1_REWARDS = ("l1_exact", "l1_max")
 
 # Called once per finished step whose k ends above K_WARNING_FACTOR * initial k:
@@ -346,42 +348,97 @@ class RunService:
             raise ValueError("step must be >= 0")
         with self.store.write() as tx:
             record, _ = tx.ensure_run(self._new_record(run_id, self.default_config()))
+            return self._submit_locked(tx, record, step, samples)
+
+    # the sample counter (OpenRLHF's step-less requests) -----------------------------------
+    def _assign_locked(self, tx: Transaction, record: RunRecord, n: int) -> int:
+        first = tx.add_to_counter(record.run_id, SAMPLE_COUNTER, n)
+        if first == 0 and record.max_step is not None:
+            # The run counted samples before it used the counter (explicit steps): start the
+            # counter after them so derived steps continue where those left off.
+            first = sum(row.samples for row in tx.finished_steps(record.run_id))
+            first += sum(row.samples for row in tx.unfinished_steps(record.run_id, 2**62))
+            tx.add_to_counter(record.run_id, SAMPLE_COUNTER, first)
+        return first
+
+    def assign_samples(self, run_id: str, n: int) -> int:
+        """Reserve ``n`` consecutive sample indices of the run; return the first (durable)."""
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        with self.store.write() as tx:
+            record = tx.lock_run(run_id)
+            if record is None:
+                raise RunNotFound(run_id)
+            return self._assign_locked(tx, record, n)
+
+    def submit_counted(self, run_id: str, samples: Sequence[SampleInput]) -> SubmitResult:
+        """``submit`` with the step taken from the run's sample counter, in one transaction:
+        the request's first sample index i (``assign_samples``) gives step
+        i // samples_per_step, and all its samples go to that step.
+
+        Counting inside the submit transaction makes the step exact under concurrency (a
+        request can never be late because another one overtook it after choosing its step);
+        a rejected request reserves no index. Never below the run's highest step, nor at or
+        below an explicitly finished one, so mixing with explicit steps counts every sample.
+        """
+        with self.store.write() as tx:
+            record = tx.lock_run(run_id)
+            if record is None:
+                raise RunNotFound(run_id)
             config = RunConfig.model_validate_json(record.config_json)
-            validate_samples(config, samples)
-            state = ScheduleState.from_json(record.schedule_json)
-            late = (record.max_step is not None and step < record.max_step) or (
-                record.finished_through is not None and step <= record.finished_through
-            )
-            if late:
-                before = tx.last_finished_before(run_id, step)
-                if before is None or before.state_after_json is None:
-                    state = initial_state(config)
-                else:
-                    state = ScheduleState.from_json(before.state_after_json)
+            if config.samples_per_step is None:
+                raise SampleError(
+                    None, "samples_per_step", "the run has no samples_per_step to derive steps"
+                )
+            first = self._assign_locked(tx, record, len(samples))
+            step = first // config.samples_per_step
+            if record.max_step is not None:
+                step = max(step, record.max_step)
+            if record.finished_through is not None:
+                step = max(step, record.finished_through + 1)
+            return self._submit_locked(tx, record, step, samples)
+
+    def _submit_locked(
+        self, tx: Transaction, record: RunRecord, step: int, samples: Sequence[SampleInput]
+    ) -> SubmitResult:
+        """The body of ``submit`` inside a write transaction that holds the run's lock."""
+        run_id = record.run_id
+        config = RunConfig.model_validate_json(record.config_json)
+        validate_samples(config, samples)
+        state = ScheduleState.from_json(record.schedule_json)
+        late = (record.max_step is not None and step < record.max_step) or (
+            record.finished_through is not None and step <= record.finished_through
+        )
+        if late:
+            before = tx.last_finished_before(run_id, step)
+            if before is None or before.state_after_json is None:
+                state = initial_state(config)
             else:
-                state = self._finish_through(tx, record, config, state, step - 1)
+                state = ScheduleState.from_json(before.state_after_json)
+        else:
+            state = self._finish_through(tx, record, config, state, step - 1)
 
-            results = self._score(tx, config, run_id, step, samples, state.k)
-            stored = tx.get_samples(run_id, step, [s.id for s in samples if s.id is not None])
-            answered: dict[str, SampleResult] = {}
-            final: list[SampleResult] = []
-            counted: list[tuple[SampleInput, SampleResult]] = []
-            for sample, result in zip(samples, results, strict=True):
-                if sample.id is not None and sample.id in stored:
-                    result = _result_from_json(stored[sample.id])
-                elif sample.id is not None and sample.id in answered:
-                    result = SampleResult(**{**asdict(answered[sample.id]), "duplicate": True})
-                else:
-                    counted.append((sample, result))
-                    # A late request counts nothing, so a repeated id in it is no retry.
-                    if sample.id is not None and not late:
-                        answered[sample.id] = result
-                final.append(result)
+        results = self._score(tx, config, run_id, step, samples, state.k)
+        stored = tx.get_samples(run_id, step, [s.id for s in samples if s.id is not None])
+        answered: dict[str, SampleResult] = {}
+        final: list[SampleResult] = []
+        counted: list[tuple[SampleInput, SampleResult]] = []
+        for sample, result in zip(samples, results, strict=True):
+            if sample.id is not None and sample.id in stored:
+                result = _result_from_json(stored[sample.id])
+            elif sample.id is not None and sample.id in answered:
+                result = SampleResult(**{**asdict(answered[sample.id]), "duplicate": True})
+            else:
+                counted.append((sample, result))
+                # A late request counts nothing, so a repeated id in it is no retry.
+                if sample.id is not None and not late:
+                    answered[sample.id] = result
+            final.append(result)
 
-            if not late:
-                self._count(tx, run_id, step, state, counted)
-                record.max_step = step if record.max_step is None else max(record.max_step, step)
-                tx.update_run(record)
+        if not late:
+            self._count(tx, run_id, step, state, counted)
+            record.max_step = step if record.max_step is None else max(record.max_step, step)
+            tx.update_run(record)
         return SubmitResult(
             run_id=run_id,
             step=step,

@@ -6,17 +6,25 @@ Samples may carry ``label`` instead of ``correct``; the run option ``verifier`` 
 ``verify`` never raises on bad text: unparsable, empty or garbage input (control characters,
 U+FFFD) is simply not correct. math-verify bounds its sympy work with ``signal.alarm``, which
 only works on a process's main thread, so calls from any other thread (a server's worker
-threads) are sent to a small helper process that runs math-verify on its own main thread; a
-helper that does not answer in time is killed and replaced, and the sample counts as wrong.
+threads) are sent to a small helper process that runs math-verify on its own main thread.
+
+The helper ignores SIGINT and SIGTERM: it shares the server's process group, so Ctrl-C,
+``timeout`` or ``kill -- -PGID`` would otherwise kill it in the middle of a drain. The parent
+stops it (SIGKILL) at shutdown, and it exits by itself when the parent's end of its pipe closes.
+A helper that dies or does not answer in time raises ``VerifierUnavailable`` (the server answers
+a retryable 503 and stores nothing): a failure to verify is never turned into "wrong".
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import re
+import signal
 import threading
 from collections.abc import Callable, Sequence
+from multiprocessing import util as _multiprocessing_util  # noqa: F401 - see atexit below
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -75,11 +83,19 @@ def _math_verify_here(label: str, response: str) -> bool:
         return False
 
 
+class VerifierUnavailable(RuntimeError):
+    """The verifier helper process died or did not answer; nothing was verified (retryable)."""
+
+
 def _helper_main(conn: Connection) -> None:
     """Helper process loop: receive lists of (check, label, response), answer lists of bools.
 
     ``check`` travels pickled by reference, so verifiers registered at run time work here too.
     """
+    # Signals sent to the server's whole process group are the server's to handle (drain);
+    # the parent kills this process explicitly, and EOF on the pipe ends the loop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while True:
         try:
             batch = conn.recv()
@@ -117,6 +133,7 @@ class _Helper:
         self._process, self._conn = None, None
 
     def run(self, batch: list[tuple[Verifier, str, str]]) -> list[bool]:
+        """The helper's answers; ``VerifierUnavailable`` when it dies or does not answer."""
         timeout = HELPER_BASE_TIMEOUT_S + HELPER_TIMEOUT_PER_PAIR_S * len(batch)
         with self._lock:
             try:
@@ -126,11 +143,14 @@ class _Helper:
                     answer = conn.recv()
                     if isinstance(answer, list) and len(answer) == len(batch):
                         return [bool(a) for a in answer]
-                logger.warning("verifier helper did not answer in %.0fs; restarting it", timeout)
+                    reason = "answered with a malformed reply"
+                else:
+                    reason = f"did not answer within {timeout:.0f} s"
             except (OSError, EOFError) as err:
-                logger.warning("verifier helper failed (%s); restarting it", type(err).__name__)
+                reason = f"failed ({type(err).__name__})"
+            logger.warning("verifier helper %s; restarting it", reason)
             self._stop()
-            return [False] * len(batch)
+            raise VerifierUnavailable(f"the label verifier {reason}; nothing was verified")
 
     def close(self) -> None:
         with self._lock:
@@ -138,6 +158,9 @@ class _Helper:
 
 
 _HELPER = _Helper()
+# Registered after multiprocessing's own exit hook, so it runs first: multiprocessing would
+# otherwise SIGTERM the (signal-ignoring) daemon helper and wait for it forever.
+atexit.register(_HELPER.close)
 
 Verifier = Callable[[str, str], bool]
 
@@ -169,7 +192,8 @@ def _on_main_thread() -> bool:
 def verify(label: str, response: str, verifier: str = "math") -> bool:
     """True when ``response``'s final answer matches ``label`` under ``verifier``.
 
-    Raises ValueError only for an unknown verifier name; bad text gives False.
+    Raises ValueError for an unknown verifier name and ``VerifierUnavailable`` when the helper
+    process fails; bad text gives False.
     """
     return verify_many([label], [response], verifier)[0]
 

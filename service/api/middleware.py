@@ -1,10 +1,12 @@
 """One pure-ASGI middleware for what every request shares, in this order: request id, bearer
 auth (401), readiness / draining gate (503), body size limit (413, refused from Content-Length
-before the body is read, or as soon as the streamed bytes pass the limit), in-flight count for
-draining, timing headers, metrics, one JSON access-log line, and a last-resort 500 envelope."""
+before the body is read, or as soon as the streamed bytes pass the limit), JSON content type of
+bodies sent to a route (415), in-flight count for draining, timing headers, metrics (labelled
+with the matched route's template), one JSON access-log line, and a last-resort 500 envelope."""
 
 from __future__ import annotations
 
+import email.message
 import hmac
 import json
 import logging
@@ -13,18 +15,21 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from starlette.routing import Match, Router
+from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.errors import envelope
+from service.api.errors import ERROR_TYPES, envelope
 from service.api.jsonbody import non_finite_error
 from service.api.state import ServiceState
 
 access_log = logging.getLogger("sigreward.access")
 error_log = logging.getLogger("sigreward.api")
 
-# Open without a bearer token (probes and scrapers), and the static web page itself.
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+# Open without a bearer token: probes and scrapers, the static web page, and the API's own
+# documentation pages (a browser cannot send a bearer token to open them).
+OPEN_PATHS = frozenset(
+    {"/livez", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
 OPEN_PREFIXES = ("/ui",)
 # Answered even while not ready or draining.
 UNGATED_PATHS = frozenset(
@@ -33,6 +38,56 @@ UNGATED_PATHS = frozenset(
 UNGATED_PREFIXES = ("/ui", "/docs/")
 
 _MAX_REQUEST_ID = 128
+# Error bodies are small envelopes; the access log reads their "type" from at most this much.
+_MAX_ERROR_BODY = 65536
+UNMATCHED = "unmatched"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def is_json_content_type(value: bytes | None) -> bool:
+    """application/json or application/*+json, parameters (charset) allowed; as FastAPI."""
+    if not value:
+        return False
+    message = email.message.Message()
+    message["content-type"] = value.decode("latin-1")
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def _error_type(status: int) -> str:
+    return ERROR_TYPES.get(status, "error")
+
+
+def _envelope_type(body: bytes, status: int) -> str:
+    """The envelope's error type of an error answer (the status's default type otherwise)."""
+    try:
+        kind = json.loads(body)["error"]["type"]
+    except (ValueError, TypeError, KeyError):
+        return _error_type(status)
+    return kind if isinstance(kind, str) else _error_type(status)
+
+
+def _route_templates(routes: Iterable[BaseRoute]) -> list[tuple[Any, str]]:
+    """(matcher, path template) of every endpoint, in the router's matching order.
+
+    FastAPI >= 0.16x keeps included routers as objects (``effective_route_contexts``) whose
+    endpoints have no ``.path`` on the router itself; older versions and plain Starlette
+    routes expose ``path`` directly."""
+    found: list[tuple[Any, str]] = []
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for context in contexts():
+                template = getattr(context, "path", None) or getattr(context, "path_format", "")
+                if template:
+                    found.append((context, str(template)))
+            continue
+        template = getattr(route, "path", None)
+        if template is not None:
+            found.append((route, str(template)))
+    return found
 
 
 def _is_open(path: str) -> bool:
@@ -81,6 +136,7 @@ class ServiceMiddleware:
         self.router = router
         self.keys = [k.encode() for k in state.settings.api_keys if k]
         self.max_body = state.settings.max_body_bytes
+        self._templates: list[tuple[Any, str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,9 +152,14 @@ class ServiceMiddleware:
         gated = _is_gated(path)
         status = 500
         response_started = False
+        error_body: list[bytes] = []
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, response_started
+            if message["type"] == "http.response.body" and status >= 400:
+                # Kept for the access log's "error" field (envelopes are small).
+                if sum(map(len, error_body)) < _MAX_ERROR_BODY:
+                    error_body.append(message.get("body", b""))
             if message["type"] == "http.response.start":
                 response_started = True
                 status = int(message["status"])
@@ -134,7 +195,19 @@ class ServiceMiddleware:
             if gated:
                 self.state.request_started()
                 counted = True
-            receive = await self._buffer_body(headers, receive)
+            receive, has_body = await self._buffer_body(headers, receive)
+            if (
+                has_body
+                and method in _BODY_METHODS
+                and not is_json_content_type(headers.get(b"content-type"))
+                and self._match(scope)[1]
+            ):
+                sent = headers.get(b"content-type", b"").decode("latin-1")
+                raise _EarlyResponse(
+                    415,
+                    "the request body must be JSON sent with Content-Type: application/json "
+                    + (f"(got Content-Type: {sent})" if sent else "(no Content-Type was sent)"),
+                )
             await self.app(scope, receive, send_wrapper)
         except _EarlyResponse as early:
             await self._send_error(
@@ -149,10 +222,15 @@ class ServiceMiddleware:
         finally:
             if counted:
                 self.state.request_finished()
+            if status >= 400 and "error" not in request_state:
+                request_state["error"] = _envelope_type(b"".join(error_body), status)
             self._record(scope, method, path, status, started, request_id, request_state)
 
-    async def _buffer_body(self, headers: dict[bytes, bytes], receive: Receive) -> Receive:
-        """Read the whole body (bounded by max_body_bytes) and replay it to the app."""
+    async def _buffer_body(
+        self, headers: dict[bytes, bytes], receive: Receive
+    ) -> tuple[Receive, bool]:
+        """Read the whole body (bounded by max_body_bytes) and replay it to the app; also
+        whether the body was non-empty."""
         length = headers.get(b"content-length")
         if length is not None:
             try:
@@ -184,7 +262,7 @@ class ServiceMiddleware:
             chunks.append(body)
             if not message.get("more_body", False):
                 body = b"".join(chunks)
-                if body and b"json" in headers.get(b"content-type", b"json"):
+                if body and is_json_content_type(headers.get(b"content-type")):
                     bad = non_finite_error(body)
                     if bad is not None:
                         raise _EarlyResponse(422, bad[1], bad[0])
@@ -199,7 +277,7 @@ class ServiceMiddleware:
                 return first
             return await receive()
 
-        return replay
+        return replay, bool(first.get("body"))
 
     @staticmethod
     async def _send_error(
@@ -214,15 +292,29 @@ class ServiceMiddleware:
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
+    def _match(self, scope: Scope) -> tuple[str, bool]:
+        """(template of the route ``scope`` matches, whether the method matches too).
+
+        A full match wins, else the first route with the path but another method (405);
+        no route gives "unmatched", so the metrics' label cardinality stays bounded."""
+        if self._templates is None:
+            # Built on first use: every router is included by the time requests arrive.
+            self._templates = _route_templates(self.router.routes)
+        probe = {**scope, "path_params": {}}
+        partial: str | None = None
+        for matcher, template in self._templates:
+            try:
+                match, _ = matcher.matches(probe)
+            except Exception:  # noqa: BLE001 - a path a converter rejects matches nothing
+                continue
+            if match == Match.FULL:
+                return template, True
+            if match == Match.PARTIAL and partial is None:
+                partial = template
+        return partial or UNMATCHED, False
+
     def _endpoint(self, scope: Scope) -> str:
-        route = scope.get("route")
-        if route is not None and hasattr(route, "path"):
-            return str(route.path)
-        for candidate in self.router.routes:
-            match, _ = candidate.matches(scope)
-            if match == Match.FULL and hasattr(candidate, "path"):
-                return str(candidate.path)
-        return "unmatched"
+        return self._match(scope)[0]
 
     def _record(
         self,

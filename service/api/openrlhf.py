@@ -6,8 +6,11 @@ prompt followed by the response, decoded with special tokens kept, and reads ``"
 
 The run and step come from the URL: ``--remote_rm_url 'http://host:8000/get_reward?run_id=exp-1'``
 (OpenRLHF cannot send a step). Without ``step`` the step is derived from the run option
-``samples_per_step``: step = (samples counted so far in the run) // samples_per_step, counted
-from the store, so it survives restarts and is shared by replicas; ``extra_logs`` says so.
+``samples_per_step``: the run's durable sample counter numbers samples in arrival order, and a
+request whose first sample gets index i goes, whole, to step i // samples_per_step. The counter
+moves inside the submit transaction (``RunService.submit_counted``), so concurrent requests at
+a step boundary land exactly, survive restarts and are shared by replicas; ``extra_logs`` says
+when the step was derived.
 ``?extra_logs=false`` leaves ``extra_logs`` out (some OpenRLHF 0.8 consumers fail on it).
 
 Correctness comes from the run's verifier (math-verify) against the labels.
@@ -25,7 +28,6 @@ from service.api.deps import in_thread, service_state
 from service.api.errors import ApiError
 from service.api.models import RewardSample, error_responses
 from service.api.scoring import score_and_submit
-from service.api.state import ServiceState
 from service.batching import Timing
 from service.run_config import RUN_ID_PATTERN
 
@@ -99,24 +101,6 @@ def prompt_id_of(prompt: str) -> str:
     return "p-" + hashlib.sha256(prompt.encode("utf-8", "replace")).hexdigest()[:24]
 
 
-def _counted_samples(state: ServiceState, run_id: str) -> tuple[int, int | None]:
-    """(samples counted in the run so far, highest step seen) from the store."""
-    assert state.store is not None
-    with state.store.read() as tx:
-        record = tx.get_run(run_id)
-        if record is None:
-            return 0, None
-        rows = tx.finished_steps(run_id) + tx.unfinished_steps(run_id, 2**62)
-        return sum(row.samples for row in rows), record.max_step
-
-
-def _derive_step(state: ServiceState, run_id: str, samples_per_step: int) -> int:
-    counted, max_step = _counted_samples(state, run_id)
-    # Never behind the run's highest step: a request that raced past a boundary would
-    # otherwise be late and not counted.
-    return max(counted // samples_per_step, max_step or 0)
-
-
 @router.post(
     "/get_reward",
     response_model=OpenRLHFResponse,
@@ -159,9 +143,8 @@ async def get_reward(
                 f"(PUT /v1/runs/{run_id}) so the server can derive it",
                 param="step",
             )
-        step = await in_thread(_derive_step, state, run_id, config.samples_per_step)
-    assert step is not None
-    request.state.step = step
+    else:
+        request.state.step = step
     request.state.samples = n
 
     samples: list[RewardSample] = []
@@ -177,7 +160,15 @@ async def get_reward(
                 label=str(body.labels[i]),
             )
         )
-    result = await score_and_submit(state, run_id, step, samples, Timing())
+    if state.settings.log_responses:
+        # As for /v1/rewards: the response texts (what follows each prompt), never by default.
+        request.state.logged_texts = [s.response for s in samples]
+    timing = Timing()
+    request.state.timing = timing
+    # step None: chosen from the run's sample counter inside the submit transaction.
+    result = await score_and_submit(state, run_id, step, samples, timing)
+    step = result.step
+    request.state.step = step
     assert result.schedule is not None
     rewards = [r.reward for r in result.samples]
     out: dict[str, Any] = {

@@ -1,4 +1,7 @@
-"""Operations endpoints: /livez, /readyz, /metrics, /v1/info."""
+"""Operations endpoints: /livez, /readyz, /metrics, /v1/info.
+
+/livez and /readyz also answer HEAD (Kubernetes probes and load balancers use it): the same
+status, no body. The HEAD routes stay out of the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -20,6 +23,18 @@ async def livez() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
+@router.head("/livez", include_in_schema=False)
+async def livez_head() -> Response:
+    return Response(status_code=200)
+
+
+def _ready(request: Request) -> tuple[bool, str]:
+    state = service_state(request)
+    if state.ready and not state.draining:
+        return True, "ready"
+    return False, "draining" if state.draining else "warming up"
+
+
 @router.get(
     "/readyz",
     response_model=HealthResponse,
@@ -27,11 +42,15 @@ async def livez() -> HealthResponse:
     summary="Readiness: 200 once the model is warm and the server is not draining",
 )
 async def readyz(request: Request) -> Response:
-    state = service_state(request)
-    if state.ready and not state.draining:
+    ready, reason = _ready(request)
+    if ready:
         return JSONResponse({"status": "ready"})
-    reason = "draining" if state.draining else "warming up"
     return JSONResponse(envelope(503, f"not ready: {reason}"), status_code=503)
+
+
+@router.head("/readyz", include_in_schema=False)
+async def readyz_head(request: Request) -> Response:
+    return Response(status_code=200 if _ready(request)[0] else 503)
 
 
 @router.get(

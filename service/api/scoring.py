@@ -121,6 +121,9 @@ async def _verify(config: RunConfig, samples: Sequence[RewardSample]) -> dict[in
         results = await in_thread(verify.verify_many, labels, responses, config.verifier)
     except ValueError as exc:
         raise ApiError(422, f"verifier: {exc}", param="verifier") from exc
+    except verify.VerifierUnavailable as exc:
+        # Never store an outcome that was not verified: the client retries the request.
+        raise ApiError(503, f"{exc}; retry the request", headers={"Retry-After": "1"}) from exc
     return dict(zip(wanted, results, strict=True))
 
 
@@ -167,11 +170,15 @@ async def _count(
 async def score_and_submit(
     state: ServiceState,
     run_id: str,
-    step: int,
+    step: int | None,
     samples: Sequence[RewardSample],
     timing: Timing | None = None,
 ) -> SubmitResult:
-    """The whole rewards flow for one request; raises ApiError for every client error."""
+    """The whole rewards flow for one request; raises ApiError for every client error.
+
+    ``step`` None: the step is taken from the run's sample counter inside the submit
+    transaction (``RunService.submit_counted``; the run must set ``samples_per_step``).
+    """
     if state.runs is None or state.batcher is None:
         raise ApiError(503, "the server is not ready yet")
     if not samples:
@@ -201,8 +208,12 @@ async def score_and_submit(
                 target_tokens=sample.target_tokens,
             )
         )
-    result: SubmitResult = await in_thread(state.runs.submit, run_id, step, inputs)
+    if step is None:
+        result: SubmitResult = await in_thread(state.runs.submit_counted, run_id, inputs)
+    else:
+        result = await in_thread(state.runs.submit, run_id, step, inputs)
     state.metrics.samples.inc(len(samples))
-    if result.schedule is not None:
+    # A late request answers with its old step's k: the gauge shows the run's current k.
+    if result.schedule is not None and not result.schedule.late:
         state.metrics.observe_k(run_id, result.schedule.k)
     return result

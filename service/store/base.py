@@ -69,6 +69,12 @@ class Transaction(Protocol):
 
     def list_runs(self) -> list[str]: ...
 
+    def add_to_counter(self, run_id: str, name: str, n: int) -> int:
+        """Add ``n`` to the run's counter ``name`` (a missing counter is 0) and return its
+        value before the addition. Call it after ``lock_run`` / ``ensure_run``: the run's lock
+        makes the counter exact across threads and replicas. ``delete_run`` removes it."""
+        ...
+
     def get_step(self, run_id: str, step: int) -> StepRecord | None: ...
 
     def put_step(self, record: StepRecord) -> None:

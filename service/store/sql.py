@@ -56,6 +56,12 @@ SCHEMA = [
         first_seen_step BIGINT NOT NULL,
         PRIMARY KEY (run_id, prompt_id)
     )""",
+    """CREATE TABLE IF NOT EXISTS counters (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value BIGINT NOT NULL,
+        PRIMARY KEY (run_id, name)
+    )""",
 ]
 
 _STEP_COLUMNS = (
@@ -161,12 +167,26 @@ class SqlTransaction:
     def delete_run(self, run_id: str) -> bool:
         if self.lock_run(run_id) is None:
             return False
-        for table in ("samples", "prompt_references", "steps", "runs"):
+        for table in ("samples", "prompt_references", "steps", "counters", "runs"):
             self._exec(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return True
 
     def list_runs(self) -> list[str]:
         return [row[0] for row in self._exec("SELECT run_id FROM runs ORDER BY run_id").fetchall()]
+
+    def add_to_counter(self, run_id: str, name: str, n: int) -> int:
+        # Read, then upsert: the caller holds the run's lock (BEGIN IMMEDIATE / FOR UPDATE),
+        # so no other transaction moves the counter in between.
+        row = self._exec(
+            "SELECT value FROM counters WHERE run_id = ? AND name = ?", (run_id, name)
+        ).fetchone()
+        previous = 0 if row is None else int(row[0])
+        self._exec(
+            "INSERT INTO counters (run_id, name, value) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id, name) DO UPDATE SET value = excluded.value",
+            (run_id, name, previous + n),
+        )
+        return previous
 
     # steps --------------------------------------------------------------------------------
     def get_step(self, run_id: str, step: int) -> StepRecord | None:

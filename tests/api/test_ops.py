@@ -192,11 +192,14 @@ def test_api_keys(server_factory: ServerFactory) -> None:
         server.request("POST", "/v1/rewards", body, headers={"Authorization": "Bearer key-two"})[0]
         == 200
     )
-    # The schema documents the bearer scheme.
-    status, schema = server.request(
-        "GET", "/openapi.json", headers={"Authorization": "Bearer key-one"}
-    )
+    # The API's documentation is open, so a browser can show it; the schema documents the
+    # bearer scheme the other operations need.
+    status, schema = server.request("GET", "/openapi.json")
+    assert status == 200, schema
     assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    for page in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        status, headers, html = server.request_full("GET", page)
+        assert status == 200 and headers["content-type"].startswith("text/html"), page
 
 
 def _serve_args(*argv: str) -> argparse.Namespace:

@@ -105,7 +105,9 @@ def test_registry_and_a_stuck_helper_is_replaced(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(verify_mod, "HELPER_BASE_TIMEOUT_S", 3.0)
     monkeypatch.setattr(verify_mod, "HELPER_TIMEOUT_PER_PAIR_S", 0.0)
     started = time.monotonic()
-    assert _run_in_thread(lambda: verify("a", "a", verifier="hang")) is False
+    # A helper that does not answer raises (the server answers 503): never "wrong".
+    with pytest.raises(verify_mod.VerifierUnavailable, match="did not answer"):
+        _run_in_thread(lambda: verify("a", "a", verifier="hang"))
     assert time.monotonic() - started < 30
     # The stuck helper was killed; a fresh one answers the next call.
     monkeypatch.setattr(verify_mod, "HELPER_BASE_TIMEOUT_S", 60.0)
