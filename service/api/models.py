@@ -269,6 +269,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "unknown run",
         409: "conflicting run configuration",
         413: "request larger than the configured limits",
+        415: "the body is not JSON (Content-Type must be application/json)",
         422: "invalid request (message names the field)",
         429: "queue full (see Retry-After)",
         500: "internal error",

@@ -105,7 +105,7 @@ def prompt_id_of(prompt: str) -> str:
     "/get_reward",
     response_model=OpenRLHFResponse,
     response_model_exclude_none=True,
-    responses=error_responses(400, 401, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 413, 415, 422, 429, 503),
     summary="OpenRLHF remote reward model endpoint (--remote_rm_url .../get_reward?run_id=...)",
 )
 async def get_reward(

@@ -27,7 +27,7 @@ _PUT_EXAMPLE = {
     status_code=200,
     responses={
         201: {"model": RunResponse, "description": "run created"},
-        **error_responses(400, 401, 409, 413, 422, 503),
+        **error_responses(400, 401, 409, 413, 415, 422, 503),
     },
     summary="Create a run (201) or confirm its configuration (200); 409 when it differs",
 )

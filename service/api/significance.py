@@ -23,7 +23,7 @@ DEFAULT_THRESHOLD = 0.5
 @router.post(
     "/v1/significance",
     response_model=SignificanceResponse,
-    responses=error_responses(400, 401, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 413, 415, 422, 429, 503),
     summary="Per response: its units, their normalised values, and the counts",
 )
 async def significance(request: Request, body: SignificanceRequest) -> SignificanceResponse:
