@@ -1,0 +1,94 @@
+"""Forward passes of the token classifier over packed chunk batches.
+
+Output per word token: the keep-logit difference (logit1 - logit0) on the CPU path, or the
+encoder's hidden state on the fused path (CUDA), where the Triton kernel applies the 2-label
+head itself so per-token logits are never materialised. Only word tokens are gathered; CLS,
+SEP, padding and special tokens never leave the forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from service.engine.layout import TextsLayout
+from service.engine.packing import build_batches
+
+
+@dataclass(frozen=True)
+class WordTokenOutputs:
+    scores: torch.Tensor | None  # (T,) float32 logit differences (unfused path)
+    hidden: torch.Tensor | None  # (T, d) hidden states (fused path)
+    w_diff: torch.Tensor | None  # (d,) float32 head row 1 - row 0 (fused path)
+    b_diff: torch.Tensor | None  # () float32 bias 1 - bias 0 (fused path)
+    forward_tokens: int  # real (non-padding) positions run through the model
+
+
+class ChunkClassifier:
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device, fused: bool) -> None:
+        self.model = model
+        self.device = device
+        self.cls_id = _first_id(tokenizer, ("cls_token_id", "bos_token_id"), "CLS/BOS")
+        self.sep_id = _first_id(tokenizer, ("sep_token_id", "eos_token_id"), "SEP/EOS")
+        self.pad_id = _first_id(tokenizer, ("pad_token_id",), "PAD")
+        encoder = getattr(model, "base_model", model)
+        head = getattr(model, "classifier", None)
+        self._split = (
+            encoder is not model and isinstance(head, torch.nn.Linear) and head.out_features == 2
+        )
+        self._encoder = encoder
+        self._head = head if self._split else None
+        self.fused = fused and self._split
+        if self._head is not None:
+            w = self._head.weight.detach().float()
+            b = self._head.bias.detach().float() if self._head.bias is not None else None
+            self._w_diff = (w[1] - w[0]).contiguous()
+            self._b_diff = (b[1] - b[0]) if b is not None else torch.zeros((), device=w.device)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def run(self, layout: TextsLayout, max_batch_tokens: int) -> WordTokenOutputs:
+        n = layout.n_word_tokens
+        dev = self.device
+        forward_tokens = 0
+        with torch.inference_mode():
+            if self.fused:
+                dtype = next(self.model.parameters()).dtype
+                out = torch.empty((n, self.hidden_size), dtype=dtype, device=dev)
+            else:
+                out = torch.empty((n,), dtype=torch.float32, device=dev)
+            batches = build_batches(layout, self.cls_id, self.sep_id, self.pad_id, max_batch_tokens)
+            for batch in batches:
+                ids = batch.input_ids.to(dev, non_blocking=True)
+                mask = batch.attention_mask
+                if mask is not None:
+                    mask = mask.to(dev, non_blocking=True)
+                rows, cols = batch.rows.to(dev), batch.cols.to(dev)
+                dest = batch.dest.to(dev)
+                forward_tokens += batch.real_tokens
+                if self._split:
+                    hidden = self._encoder(input_ids=ids, attention_mask=mask)[0][rows, cols]
+                    if self.fused:
+                        out[dest] = hidden
+                    else:
+                        logits = self._head(hidden).float()
+                        out[dest] = logits[:, 1] - logits[:, 0]
+                else:
+                    logits = self.model(input_ids=ids, attention_mask=mask).logits
+                    picked = logits[rows, cols].float()
+                    out[dest] = picked[:, 1] - picked[:, 0]
+        if self.fused:
+            return WordTokenOutputs(None, out, self._w_diff, self._b_diff, forward_tokens)
+        return WordTokenOutputs(out, None, None, None, forward_tokens)
+
+
+def _first_id(tokenizer: Any, attrs: tuple[str, ...], what: str) -> int:
+    for attr in attrs:
+        value = getattr(tokenizer, attr, None)
+        if value is not None:
+            return int(value)
+    raise ValueError(f"the tokenizer defines no {what} token, which the classifier input needs")

@@ -1,0 +1,85 @@
+"""Pack chunks into padded forward batches under a budget of padded positions.
+
+Chunks are sorted by length (longest first) so each batch holds chunks of similar length and
+little padding; a batch of B chunks whose longest has n tokens costs B * (n + 2) positions
+(CLS and SEP included), which must stay within `max_batch_tokens`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from service.engine.layout import TextsLayout
+
+SPECIALS_PER_CHUNK = 2  # CLS + SEP
+
+
+@dataclass(frozen=True)
+class ForwardBatch:
+    input_ids: torch.Tensor  # (B, L) int64, CLS + chunk + SEP, right-padded
+    attention_mask: torch.Tensor | None  # (B, L) int64; None when no row is padded
+    rows: torch.Tensor  # (K,) int64: batch row of each word token of these chunks
+    cols: torch.Tensor  # (K,) int64: its position in the row
+    dest: torch.Tensor  # (K,) int64: its index in the flat word-token score vector
+    real_tokens: int  # non-padding positions, CLS/SEP included
+
+
+def plan_batches(lengths: np.ndarray, max_batch_tokens: int) -> list[np.ndarray]:
+    """Chunk indices of each batch, longest chunks first."""
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    i = 0
+    n = order.shape[0]
+    while i < n:
+        width = int(lengths[order[i]]) + SPECIALS_PER_CHUNK
+        rows = max(1, max_batch_tokens // width)
+        batches.append(order[i : i + rows])
+        i += rows
+    return batches
+
+
+def build_batches(
+    layout: TextsLayout, cls_id: int, sep_id: int, pad_id: int, max_batch_tokens: int
+) -> Iterator[ForwardBatch]:
+    lengths = layout.chunk_end - layout.chunk_start
+    for chunk_ids in plan_batches(lengths, max_batch_tokens):
+        yield _build(layout, chunk_ids, lengths, cls_id, sep_id, pad_id)
+
+
+def _build(
+    layout: TextsLayout,
+    chunk_ids: np.ndarray,
+    lengths: np.ndarray,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+) -> ForwardBatch:
+    width = int(lengths[chunk_ids].max()) + SPECIALS_PER_CHUNK
+    ids = np.full((chunk_ids.shape[0], width), pad_id, dtype=np.int64)
+    mask = np.zeros((chunk_ids.shape[0], width), dtype=np.int64)
+    rows, cols, dest = [], [], []
+    for r, c in enumerate(chunk_ids):
+        s, e = int(layout.chunk_start[c]), int(layout.chunk_end[c])
+        n = e - s
+        ids[r, 0] = cls_id
+        ids[r, 1 : n + 1] = layout.ids[s:e]
+        ids[r, n + 1] = sep_id
+        mask[r, : n + SPECIALS_PER_CHUNK] = 1
+        local = np.flatnonzero(layout.in_word[s:e])
+        rows.append(np.full(local.shape[0], r, dtype=np.int64))
+        cols.append(local + 1)
+        first = int(layout.word_token_offset[c])
+        dest.append(np.arange(first, first + local.shape[0], dtype=np.int64))
+    return ForwardBatch(
+        input_ids=torch.from_numpy(ids),
+        # Without padding the encoder needs no mask, and SDPA takes its unmasked fast path.
+        attention_mask=torch.from_numpy(mask) if not mask.all() else None,
+        rows=torch.from_numpy(np.concatenate(rows)),
+        cols=torch.from_numpy(np.concatenate(cols)),
+        dest=torch.from_numpy(np.concatenate(dest)),
+        real_tokens=int(lengths[chunk_ids].sum()) + SPECIALS_PER_CHUNK * chunk_ids.shape[0],
+    )
