@@ -52,8 +52,8 @@ from bench.bench_engine import make_texts  # noqa: E402
 from tests.support.server import (  # noqa: E402
     ServerProcess,
     ServerStartError,
-    _server_env,
     free_port,
+    server_env,
     start_server,
 )
 
@@ -175,7 +175,7 @@ def start_reference(model_dir: str, device: str, log_dir: Path, timeout: float) 
             process = subprocess.Popen(
                 argv,
                 cwd=str(ROOT),
-                env=_server_env(None),
+                env=server_env(None),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

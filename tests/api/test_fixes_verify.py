@@ -23,7 +23,7 @@ import pytest
 
 from service import verify
 from tests.api.conftest import run_id
-from tests.support.server import REPO_ROOT, ServerProcess, _server_env, free_port, start_server
+from tests.support.server import REPO_ROOT, ServerProcess, free_port, server_env, start_server
 
 
 def crash_helper(label: str, response: str) -> bool:
@@ -130,7 +130,7 @@ def _start_in_own_group(data_dir: Path) -> ServerProcess:
         process = subprocess.Popen(
             argv,
             cwd=str(REPO_ROOT),
-            env=_server_env(None),
+            env=server_env(None),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support.server import _OPENER, ServerFactory, server_factory
+from tests.support.server import OPENER, ServerFactory, server_factory
 
 __all__ = ["server_factory"]
 
@@ -150,7 +150,7 @@ def _client(base_url: str):
             base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
         try:
-            with _OPENER.open(req, timeout=60) as resp:
+            with OPENER.open(req, timeout=60) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")

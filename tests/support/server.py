@@ -36,7 +36,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # A direct opener: proxy variables in the environment must never capture 127.0.0.1 traffic.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ServerStartError(RuntimeError):
@@ -108,7 +108,7 @@ class ServerProcess:
             self.base_url + path, data=data, method=method, headers=all_headers
         )
         try:
-            with _OPENER.open(req, timeout=timeout) as resp:
+            with OPENER.open(req, timeout=timeout) as resp:
                 status, raw, resp_headers = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as err:
             status, raw, resp_headers = err.code, err.read(), err.headers
@@ -122,7 +122,7 @@ class ServerProcess:
     def get_status(self, path: str, timeout: float = 2.0) -> int | None:
         """Status code of GET ``path``, or None when the server does not answer."""
         try:
-            with _OPENER.open(self.base_url + path, timeout=timeout) as resp:
+            with OPENER.open(self.base_url + path, timeout=timeout) as resp:
                 return int(resp.status)
         except urllib.error.HTTPError as err:
             return int(err.code)
@@ -170,7 +170,7 @@ class ServerProcess:
         return int(self.process.returncode)
 
 
-def _server_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+def server_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     env = dict(os.environ)
     # The server must not read SIGREWARD_* settings that leak from the developer's shell.
     for name in [n for n in env if n.startswith("SIGREWARD_")]:
@@ -227,7 +227,7 @@ def start_server(
             process = subprocess.Popen(
                 argv,
                 cwd=str(REPO_ROOT),
-                env=_server_env(env),
+                env=server_env(env),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
