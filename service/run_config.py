@@ -35,7 +35,8 @@ NO_PARAMS_MESSAGE = (
 class RunConfigPatch(BaseModel):
     """The body of PUT /v1/runs/{run_id}: any subset of the fields, validated."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON false or "1.5" is not a number here, as the OpenAPI schema says.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     significance: SignificanceMode | None = None
     reference: ReferenceMode | None = None

@@ -35,7 +35,8 @@ RunId = Annotated[
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON false or "1.5" is not a number here, as the OpenAPI schema says.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- errors -------------------------------------------------------------------------------

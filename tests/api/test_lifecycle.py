@@ -116,7 +116,8 @@ def test_sigterm_drains_in_flight_requests(server_factory: ServerFactory, tiny_m
     body = {
         "run_id": rid,
         "step": 0,
-        "samples": [{"response": t, "correct": True, "reference": REF} for t in big_texts()],
+        # Three times the usual big request: seconds of work even on a fast machine.
+        "samples": [{"response": t, "correct": True, "reference": REF} for t in big_texts(n=60)],
     }
     result: dict[str, Any] = {}
 
@@ -132,7 +133,11 @@ def test_sigterm_drains_in_flight_requests(server_factory: ServerFactory, tiny_m
         time.sleep(0.01)
     assert _metric(server, "sigreward_requests_in_flight") == 1.0
     server.signal(15)  # SIGTERM
-    time.sleep(0.2)
+    # /readyz turns 503 as soon as SIGTERM is handled; no fixed sleep, which a fast machine
+    # would spend finishing the request.
+    deadline = time.monotonic() + 10
+    while server.get_status("/readyz") == 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
     if worker.is_alive():  # still draining: not ready, and new work is refused
         status, error = server.request("GET", "/readyz")
         assert status == 503 and "draining" in error["error"]["message"]
