@@ -33,7 +33,6 @@ import contextlib
 import datetime as dt
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,7 +52,7 @@ from tests.support.server import (  # noqa: E402
     ServerProcess,
     ServerStartError,
     free_port,
-    server_env,
+    spawn,
     start_server,
 )
 
@@ -170,24 +169,7 @@ def start_reference(model_dir: str, device: str, log_dir: Path, timeout: float) 
             "--port",
             str(port),
         ]
-        log_path = log_dir / f"reference-{port}-{attempt}.log"
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                argv,
-                cwd=str(ROOT),
-                env=server_env(None),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        server = ServerProcess(
-            base_url=f"http://127.0.0.1:{port}",
-            port=port,
-            data_dir=log_dir,
-            process=process,
-            log_path=log_path,
-            argv=argv,
-        )
+        server = spawn(argv, port, log_dir, log_dir / f"reference-{port}-{attempt}.log")
         try:
             server.wait_for("/readyz", 200, timeout)
             return server

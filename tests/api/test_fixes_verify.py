@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,7 +22,7 @@ import pytest
 
 from service import verify
 from tests.api.conftest import run_id
-from tests.support.server import REPO_ROOT, ServerProcess, free_port, server_env, start_server
+from tests.support.server import ServerProcess, free_port, spawn, start_server
 
 
 def crash_helper(label: str, response: str) -> bool:
@@ -125,18 +124,7 @@ def _start_in_own_group(data_dir: Path) -> ServerProcess:
         "--max-samples",
         str(N_SAMPLES),
     ]
-    log_path = data_dir / "server.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            argv,
-            cwd=str(REPO_ROOT),
-            env=server_env(None),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = ServerProcess(f"http://127.0.0.1:{port}", port, data_dir, process, log_path, argv)
+    server = spawn(argv, port, data_dir, data_dir / "server.log", new_session=True)
     try:
         server.wait_for("/readyz", 200, 120)
     except Exception:

@@ -185,6 +185,38 @@ def server_env(extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
+def spawn(
+    argv: Sequence[str],
+    port: int,
+    data_dir: Path,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    new_session: bool = False,
+) -> ServerProcess:
+    """Start ``argv`` from the repo root with its output in ``log_path``; no waiting.
+
+    ``new_session`` makes the process lead its own process group (to signal the whole group).
+    """
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            list(argv),
+            cwd=str(REPO_ROOT),
+            env=server_env(env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=new_session,
+        )
+    return ServerProcess(
+        base_url=f"http://127.0.0.1:{port}",
+        port=port,
+        data_dir=data_dir,
+        process=process,
+        log_path=log_path,
+        argv=list(argv),
+    )
+
+
 def start_server(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
@@ -223,23 +255,7 @@ def start_server(
             *[str(a) for a in args],
         ]
         log_path = logs / f"server-{chosen}-{int(time.time() * 1000)}-{attempt}.log"
-        with open(log_path, "wb") as log_file:
-            process = subprocess.Popen(
-                argv,
-                cwd=str(REPO_ROOT),
-                env=server_env(env),
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        server = ServerProcess(
-            base_url=f"http://127.0.0.1:{chosen}",
-            port=chosen,
-            data_dir=data_path,
-            process=process,
-            log_path=log_path,
-            argv=argv,
-        )
+        server = spawn(argv, chosen, data_path, log_path, env=env)
         try:
             server.wait_for("/livez", 200, timeout)
             if wait_ready:
