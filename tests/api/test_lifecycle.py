@@ -6,9 +6,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-import urllib.parse
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -158,26 +155,6 @@ def test_sigterm_drains_in_flight_requests(server_factory: ServerFactory, tiny_m
 
 
 # -- two replicas on one PostgreSQL database --------------------------------------------------
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {exc}")
-    schema = f"sr_api_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        options = urllib.parse.quote(f"-csearch_path={schema}")
-        yield f"{PG_URL}?options={options}"
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
-
-
 @pytest.mark.postgres
 def test_two_replicas_finish_each_step_once(
     server_factory: ServerFactory, values_server: ServerProcess, pg_schema_url: str

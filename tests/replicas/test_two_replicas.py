@@ -11,7 +11,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,7 +19,6 @@ from tests.support.server import OPENER, ServerFactory, server_factory
 
 __all__ = ["server_factory"]
 
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STEPS = 40
 REQUESTS_PER_STEP = 4
 SAMPLES_PER_REQUEST = 4
@@ -75,22 +73,6 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-
-@pytest.fixture
-def pg_schema_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {exc}")
-    schema = f"sr_replicas_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options={urllib.parse.quote(f'-csearch_path={schema}')}"
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 def _plan(seed: int = 7) -> dict[int, list[list[dict]]]:
