@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="texts per timed slice (one engine call per slice)")  # fmt: skip
     p.add_argument("--compare-forward-tokens", type=int, default=0,
                    help="add an engine row with this many padded positions per forward")  # fmt: skip
+    p.add_argument("--compare-transformers-forward", action="store_true",
+                   help="add an engine row that runs transformers' forward instead of the "
+                        "fused oneDNN CPU encoder (service/engine/cpu_encoder.py)")  # fmt: skip
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--skip-reference", action="store_true")
@@ -255,6 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         alt.warmup()
         name = f"engine ({alt.dtype}, {alt.forward_tokens} positions/forward)"
         scorers[name] = engine_scorer(alt, args.threshold)
+    if args.compare_transformers_forward:
+        plain = SignificanceEngine(model_dir, device=args.device, dtype=args.dtype,
+                                   max_batch_tokens=args.max_batch_tokens)  # fmt: skip
+        plain._classifier._fast = None  # transformers' forward, same batches
+        plain.warmup()
+        name = f"engine ({plain.dtype}, transformers forward)"
+        scorers[name] = engine_scorer(plain, args.threshold)
     load_before = os.getloadavg()
     timed = time_interleaved(scorers, texts, args.slice, args.rounds, device)
     args.load = (load_before, os.getloadavg())
@@ -289,7 +299,8 @@ def print_table(rows: list[Row], args: argparse.Namespace, engine: SignificanceE
     cpu = _cpu_name()
     print(f"# {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}")
     print(f"# cpu: {cpu}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"device {engine.device}; model {model_dir}; kernel backend {engine.kernel_backend}")  # fmt: skip
+          f"device {engine.device}; model {model_dir}; kernel backend {engine.kernel_backend}; "
+          f"encoder {_encoder_name(engine)}")  # fmt: skip
     (b1, b5, _), (a1, a5, _) = args.load
     print(f"# load average (1 min / 5 min) before {b1:.2f} / {b5:.2f}, after {a1:.2f} / {a5:.2f} "
           f"on {os.cpu_count()} CPUs (shared: other work runs beside this one)")  # fmt: skip
@@ -314,6 +325,12 @@ def print_table(rows: list[Row], args: argparse.Namespace, engine: SignificanceE
     for r in rows:
         if r.extra:
             print(f"# {r.name}: {r.extra}")
+
+
+def _encoder_name(engine: SignificanceEngine) -> str:
+    """Which forward the engine's classifier runs (service/engine/cpu_encoder.py)."""
+    clf = engine._classifier
+    return "oneDNN fused (cpu_encoder.py)" if clf is not None and clf.onednn else "transformers"
 
 
 def _cpu_name() -> str:

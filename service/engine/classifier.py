@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from service.engine.cpu_encoder import OneDnnEncoder
 from service.engine.layout import TextsLayout
 from service.engine.packing import build_batches
 
@@ -40,6 +41,9 @@ class ChunkClassifier:
         )
         self._encoder = encoder
         self._head = head if self._split else None
+        dtype = next(model.parameters()).dtype
+        # fp32 on the CPU: the fused oneDNN forward where the architecture allows it.
+        self._fast = OneDnnEncoder.build(encoder, device, dtype) if self._split else None
         self.fused = fused and self._split
         if self._head is not None:
             w = self._head.weight.detach().float()
@@ -71,7 +75,7 @@ class ChunkClassifier:
                 dest = batch.dest.to(dev)
                 forward_tokens += batch.real_tokens
                 if self._split:
-                    hidden = self._encoder(input_ids=ids, attention_mask=mask)[0][rows, cols]
+                    hidden = self._hidden(ids, mask)[rows, cols]
                     if self.fused:
                         out[dest] = hidden
                     else:
@@ -84,6 +88,16 @@ class ChunkClassifier:
         if self.fused:
             return WordTokenOutputs(None, out, self._w_diff, self._b_diff, forward_tokens)
         return WordTokenOutputs(out, None, None, None, forward_tokens)
+
+    @property
+    def onednn(self) -> bool:
+        """Whether forwards run on the fused oneDNN encoder (CPU, fp32, BERT family)."""
+        return self._fast is not None
+
+    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        if self._fast is not None:
+            return self._fast(ids, mask)
+        return self._encoder(input_ids=ids, attention_mask=mask)[0]
 
 
 def _first_id(tokenizer: Any, attrs: tuple[str, ...], what: str) -> int:

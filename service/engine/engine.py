@@ -20,7 +20,7 @@ from service.engine.tokenization import TextTokenizer
 from service.engine.values import check_threshold, layout_values
 from service.types import Counts, UnitDetail
 
-CPU_FORWARD_TOKENS = 1024
+CPU_FORWARD_TOKENS = WINDOW_POSITIONS
 
 
 class SignificanceEngine:
@@ -51,8 +51,8 @@ class SignificanceEngine:
         self.kernel_backend: str = _kernel_backend(self._device)
         self.max_batch_tokens = max_batch_tokens
         # Padded positions per forward: the whole budget on CUDA; on the CPU at most
-        # CPU_FORWARD_TOKENS, because larger forwards run slower there (their activations
-        # leave the caches and are re-faulted from fresh pages on every call; docs/perf.md).
+        # CPU_FORWARD_TOKENS (one full window), because there larger forwards measured slower
+        # per position (docs/perf.md).
         self.forward_tokens = (
             max_batch_tokens
             if self._device.type == "cuda"
