@@ -1,19 +1,11 @@
-"""Kernel tests: the Triton kernel runs under TRITON_INTERPRET=1 on machines without CUDA.
-
-The interpreter flag is read when triton is imported and when a kernel is decorated, so it is
-set here, at collection time, before any test module imports kernels.significance.
-"""
+"""Kernel tests: the Triton kernel runs under TRITON_INTERPRET=1 on machines without CUDA
+(the root tests/conftest.py sets it before any test module can import triton)."""
 
 from __future__ import annotations
 
 import importlib
-import os
 
 import pytest
-import torch
-
-if not torch.cuda.is_available():
-    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def _triton_import_error() -> str | None:
