@@ -35,31 +35,12 @@ async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:
     request.state.timing = timing
     result = await score_and_submit(state, body.run_id, body.step, body.samples, timing)
     assert result.schedule is not None
-    samples = [
-        SampleReward(
-            id=r.id,
-            length_reward=r.length_reward,
-            reward=r.reward,
-            correct=r.correct,
-            significant=r.significant,
-            insignificant=r.insignificant,
-            reference_significant=r.reference_significant,
-            reference_insignificant=r.reference_insignificant,
-            degenerate_reference=r.degenerate_reference,
-            duplicate=r.duplicate,
-        )
-        for r in result.samples
-    ]
     return RewardsResponse(
         run_id=result.run_id,
         step=result.step,
         rewards=[r.reward for r in result.samples],
         length_rewards=[r.length_reward for r in result.samples],
-        samples=samples,
-        schedule=ScheduleOut(
-            k=result.schedule.k,
-            dynamic=result.schedule.dynamic,
-            low_slope_count=result.schedule.low_slope_count,
-            late=result.schedule.late,
-        ),
+        # The edge models carry the domain results' fields under the same names.
+        samples=[SampleReward.model_validate(r, from_attributes=True) for r in result.samples],
+        schedule=ScheduleOut.model_validate(result.schedule, from_attributes=True),
     )
