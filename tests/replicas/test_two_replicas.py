@@ -3,19 +3,15 @@ end with exactly the schedule a single replica (SQLite) computes for the same re
 
 from __future__ import annotations
 
-import json
 import random
 import socket
 import threading
-import urllib.error
-import urllib.parse
-import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support.server import OPENER, ServerFactory, server_factory
+from tests.support.server import ServerFactory, http_request, server_factory
 
 __all__ = ["server_factory"]
 
@@ -127,15 +123,8 @@ def _client(base_url: str):
     """A request function like ServerProcess.request, for any base URL (here: the proxy)."""
 
     def request(method: str, path: str, body=None) -> tuple[int, dict]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        try:
-            with OPENER.open(req, timeout=60) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        status, _headers, parsed = http_request(base_url, method, path, body, timeout=60)
+        return status, parsed
 
     return request
 

@@ -50,6 +50,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def http_request(
+    base_url: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[int, dict[str, str], Any]:
+    """One HTTP call to any base URL (a server, or a proxy in front of several).
+
+    ``body`` is JSON-encoded unless it is bytes. Returns (status, lower-cased headers, parsed
+    JSON or text).
+    """
+    data: bytes | None
+    all_headers = dict(headers or {})
+    if body is None:
+        data = None
+    elif isinstance(body, bytes):
+        data = body
+    else:
+        data = json.dumps(body).encode()
+        all_headers.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(base_url + path, data=data, method=method, headers=all_headers)
+    try:
+        with OPENER.open(req, timeout=timeout) as resp:
+            status, raw, resp_headers = resp.status, resp.read(), resp.headers
+    except urllib.error.HTTPError as err:
+        status, raw, resp_headers = err.code, err.read(), err.headers
+    lowered = {k.lower(): v for k, v in resp_headers.items()}
+    try:
+        parsed: Any = json.loads(raw) if raw else None
+    except ValueError:
+        parsed = raw.decode(errors="replace")
+    return status, lowered, parsed
+
+
 @dataclass
 class ServerProcess:
     """A running ``sigreward serve`` process and how to reach it."""
@@ -95,29 +131,7 @@ class ServerProcess:
         timeout: float = 30.0,
     ) -> tuple[int, dict[str, str], Any]:
         """Like :meth:`request` but also returns the response headers (lower-cased names)."""
-        data: bytes | None
-        all_headers = dict(headers or {})
-        if body is None:
-            data = None
-        elif isinstance(body, bytes):
-            data = body
-        else:
-            data = json.dumps(body).encode()
-            all_headers.setdefault("Content-Type", "application/json")
-        req = urllib.request.Request(
-            self.base_url + path, data=data, method=method, headers=all_headers
-        )
-        try:
-            with OPENER.open(req, timeout=timeout) as resp:
-                status, raw, resp_headers = resp.status, resp.read(), resp.headers
-        except urllib.error.HTTPError as err:
-            status, raw, resp_headers = err.code, err.read(), err.headers
-        lowered = {k.lower(): v for k, v in resp_headers.items()}
-        try:
-            parsed: Any = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode(errors="replace")
-        return status, lowered, parsed
+        return http_request(self.base_url, method, path, body, headers, timeout)
 
     def get_status(self, path: str, timeout: float = 2.0) -> int | None:
         """Status code of GET ``path``, or None when the server does not answer."""
