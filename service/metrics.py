@@ -78,6 +78,11 @@ class Metrics:
             "Samples scored by POST /v1/rewards and POST /get_reward",
             registry=r,
         )
+        self.suspected_retries = Counter(
+            "sigreward_suspected_retries",
+            "requests answered from an identical one stored moments before (not counted)",
+            registry=r,
+        )
         self.schedule_k = Gauge(
             "sigreward_schedule_k",
             "Current k of a run (most recently active runs only)",

@@ -26,7 +26,7 @@ from service.schedule import (
     base_k,
     initial_state,
 )
-from service.store.base import RunRecord, StepRecord, Store, Transaction
+from service.store.base import FingerprintRecord, RunRecord, StepRecord, Store, Transaction
 from service.types import Counts, SampleInput, SampleResult, ScheduleView, SubmitResult
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 GROUP_REWARDS = ("kimi", "arora_zanette")
 # The store counter that numbers a run's samples for step-less (OpenRLHF) requests.
 SAMPLE_COUNTER = "samples"
+# The store counter of requests answered as suspected retries (RetryCheck).
+RETRY_COUNTER = "suspected_retries"
 L1_REWARDS = ("l1_exact", "l1_max")
 
 # Called once per finished step whose k ends above K_WARNING_FACTOR * initial k:
@@ -70,6 +72,18 @@ class SampleError(ValueError):
 
 
 @dataclass(frozen=True)
+class RetryCheck:
+    """How to recognise a resent request that carries no sample ids (OpenRLHF): the same
+    ``fingerprint`` (a hash of everything the request sends) stored less than ``window_s``
+    seconds before ``now`` is answered with that request's stored result and counts nothing.
+    See docs/integrations.md for what the window trades off."""
+
+    fingerprint: str
+    window_s: float
+    now: float
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     """One finished step, as GET /v1/runs/{run_id} shows it."""
 
@@ -102,6 +116,10 @@ class RunView:
     run_id: str
     config: RunConfig
     schedule: RunScheduleView
+    # Samples numbered by the server's counter (requests without a step), and requests
+    # answered from a recent identical one (RetryCheck) instead of being counted again.
+    counted_samples: int = 0
+    suspected_retries: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of GET /v1/runs/{run_id} (and of the finish endpoint)."""
@@ -109,6 +127,8 @@ class RunView:
             "run_id": self.run_id,
             "config": self.config.model_dump(),
             "schedule": asdict(self.schedule),
+            "counted_samples": self.counted_samples,
+            "suspected_retries": self.suspected_retries,
         }
 
 
@@ -174,6 +194,22 @@ def _result_json(result: SampleResult) -> str:
 
 def _result_from_json(text: str) -> SampleResult:
     return SampleResult(**json.loads(text), duplicate=True)
+
+
+def _submit_json(result: SubmitResult) -> str:
+    return json.dumps(asdict(result), allow_nan=False)
+
+
+def _submit_from_json(text: str) -> SubmitResult:
+    """A stored answer, replayed: its samples are marked as duplicates."""
+    data = json.loads(text)
+    return SubmitResult(
+        run_id=data["run_id"],
+        step=data["step"],
+        samples=[SampleResult(**{**s, "duplicate": True}) for s in data["samples"]],
+        schedule=None if data["schedule"] is None else ScheduleView(**data["schedule"]),
+        suspected_retry=True,
+    )
 
 
 def _history_entry(row: StepRecord) -> HistoryEntry:
@@ -281,6 +317,8 @@ class RunService:
                 finished_through=record.finished_through,
                 history=history,
             ),
+            counted_samples=tx.get_counter(record.run_id, SAMPLE_COUNTER),
+            suspected_retries=tx.get_counter(record.run_id, RETRY_COUNTER),
         )
 
     def delete_run(self, run_id: str) -> None:
@@ -342,13 +380,55 @@ class RunService:
             return self._view(tx, record)
 
     # submitting ---------------------------------------------------------------------------
-    def submit(self, run_id: str, step: int, samples: Sequence[SampleInput]) -> SubmitResult:
+    def submit(
+        self,
+        run_id: str,
+        step: int,
+        samples: Sequence[SampleInput],
+        retry: RetryCheck | None = None,
+    ) -> SubmitResult:
         """Score ``samples`` for ``step`` of the run in one durable transaction."""
         if step < 0:
             raise ValueError("step must be >= 0")
         with self.store.write() as tx:
             record, _ = tx.ensure_run(self._new_record(run_id, self.default_config()))
-            return self._submit_locked(tx, record, step, samples)
+            replay = self._replay(tx, run_id, retry)
+            if replay is not None:
+                return replay
+            result = self._submit_locked(tx, record, step, samples)
+            self._remember(tx, run_id, retry, result)
+            return result
+
+    # retried requests without sample ids --------------------------------------------------
+    def _replay(
+        self, tx: Transaction, run_id: str, retry: RetryCheck | None
+    ) -> SubmitResult | None:
+        """The stored answer when ``retry`` matches a recent request; counts the retry."""
+        if retry is None or retry.window_s <= 0:
+            return None
+        seen = tx.get_fingerprint(run_id, retry.fingerprint)
+        if seen is None or not 0 <= retry.now - seen.seen_at <= retry.window_s:
+            return None
+        tx.add_to_counter(run_id, RETRY_COUNTER, 1)
+        log.warning(
+            "run %s: a request identical to one stored %.1f s ago was answered from it and not "
+            "counted again (suspected retry)",
+            run_id,
+            retry.now - seen.seen_at,
+        )
+        return _submit_from_json(seen.result_json)
+
+    def _remember(
+        self, tx: Transaction, run_id: str, retry: RetryCheck | None, result: SubmitResult
+    ) -> None:
+        if retry is None or retry.window_s <= 0:
+            return
+        tx.put_fingerprint(
+            run_id,
+            retry.fingerprint,
+            FingerprintRecord(result.step, _submit_json(result), retry.now),
+            prune_before=retry.now - retry.window_s,
+        )
 
     # the sample counter (OpenRLHF's step-less requests) -----------------------------------
     def _assign_locked(self, tx: Transaction, record: RunRecord, n: int) -> int:
@@ -371,7 +451,9 @@ class RunService:
                 raise RunNotFound(run_id)
             return self._assign_locked(tx, record, n)
 
-    def submit_counted(self, run_id: str, samples: Sequence[SampleInput]) -> SubmitResult:
+    def submit_counted(
+        self, run_id: str, samples: Sequence[SampleInput], retry: RetryCheck | None = None
+    ) -> SubmitResult:
         """``submit`` with the step taken from the run's sample counter, in one transaction:
         the request's first sample index i (``assign_samples``) gives step
         i // samples_per_step, and all its samples go to that step.
@@ -380,6 +462,10 @@ class RunService:
         request can never be late because another one overtook it after choosing its step);
         a rejected request reserves no index. Never below the run's highest step, nor at or
         below an explicitly finished one, so mixing with explicit steps counts every sample.
+
+        Retries never move the counter: samples whose ids were already counted go back to the
+        step they were counted in (answered from the stored results), and a request matching
+        ``retry`` is answered from the stored answer.
         """
         with self.store.write() as tx:
             record = tx.lock_run(run_id)
@@ -390,13 +476,27 @@ class RunService:
                 raise SampleError(
                     None, "samples_per_step", "the run has no samples_per_step to derive steps"
                 )
-            first = self._assign_locked(tx, record, len(samples))
-            step = first // config.samples_per_step
-            if record.max_step is not None:
-                step = max(step, record.max_step)
-            if record.finished_through is not None:
-                step = max(step, record.finished_through + 1)
-            return self._submit_locked(tx, record, step, samples)
+            replay = self._replay(tx, run_id, retry)
+            if replay is not None:
+                return replay
+            ids = [s.id for s in samples if s.id is not None]
+            seen = tx.sample_steps(run_id, ids) if ids else {}
+            if seen:
+                # A retry of a request whose answer was lost: same step as the first time.
+                fresh = sum(1 for s in samples if s.id is None or s.id not in seen)
+                if fresh:
+                    self._assign_locked(tx, record, fresh)
+                step = min(seen.values())
+            else:
+                first = self._assign_locked(tx, record, len(samples))
+                step = first // config.samples_per_step
+                if record.max_step is not None:
+                    step = max(step, record.max_step)
+                if record.finished_through is not None:
+                    step = max(step, record.finished_through + 1)
+            result = self._submit_locked(tx, record, step, samples)
+            self._remember(tx, run_id, retry, result)
+            return result
 
     def _submit_locked(
         self, tx: Transaction, record: RunRecord, step: int, samples: Sequence[SampleInput]

@@ -35,3 +35,9 @@ class Settings(BaseSettings):
     drain_timeout_s: float = 30.0
     log_responses: bool = Field(default=False, description="log response texts (off: privacy)")
     log_level: str = "info"
+    retry_window_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="/get_reward: a request identical to one stored this many seconds before "
+        "is a resent one (answered from the first, not counted); 0 turns the check off",
+    )

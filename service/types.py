@@ -74,3 +74,5 @@ class SubmitResult:
     step: int
     samples: list[SampleResult] = field(default_factory=list)
     schedule: ScheduleView | None = None
+    # Answered from a recent identical request (a resent request without sample ids).
+    suspected_retry: bool = False

@@ -20,7 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import ERROR_TYPES, envelope
 from service.api.jsonbody import non_finite_error
+from service.api.refusals import log_refused
 from service.api.state import ServiceState
+from service.api.url_key import URL_KEY_PATHS, take_url_key
 
 access_log = logging.getLogger("sigreward.access")
 error_log = logging.getLogger("sigreward.api")
@@ -149,6 +151,8 @@ class ServiceMiddleware:
         request_state["request_id"] = request_id
         path: str = scope.get("path", "")
         method: str = scope.get("method", "GET")
+        # Out of the query string before anything can log or echo it (service/api/url_key.py).
+        url_key, scope["query_string"] = take_url_key(path, scope.get("query_string", b""))
         gated = _is_gated(path)
         status = 500
         response_started = False
@@ -180,10 +184,13 @@ class ServiceMiddleware:
         counted = False
         try:
             if self.keys and not _is_open(path):
-                if not bearer_ok(headers.get(b"authorization"), self.keys):
+                if not bearer_ok(headers.get(b"authorization"), self.keys) and not (
+                    url_key is not None and bearer_ok(b"Bearer " + url_key, self.keys)
+                ):
+                    also = " or ?key=<key> in the URL" if path in URL_KEY_PATHS else ""
                     raise _EarlyResponse(
                         401,
-                        "missing or invalid bearer token (send Authorization: Bearer <key>)",
+                        f"missing or invalid bearer token (send Authorization: Bearer <key>{also})",
                         **{"www-authenticate": "Bearer"},
                     )
             if gated and self.state.draining:
@@ -224,6 +231,16 @@ class ServiceMiddleware:
                 self.state.request_finished()
             if status >= 400 and "error" not in request_state:
                 request_state["error"] = _envelope_type(b"".join(error_body), status)
+            if status >= 400:
+                log_refused(
+                    method,
+                    path,
+                    scope["query_string"],
+                    status,
+                    b"".join(error_body),
+                    request_state,
+                    request_id,
+                )
             self._record(scope, method, path, status, started, request_id, request_state)
 
     async def _buffer_body(

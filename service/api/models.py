@@ -130,7 +130,13 @@ class RewardsRequest(_Strict):
     )
 
     run_id: RunId
-    step: int = Field(ge=0, le=2**62, examples=[120])
+    step: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**62,
+        examples=[120],
+        description="leave out to let the server count it from the run's samples_per_step",
+    )
     samples: list[RewardSample] = Field(min_length=1)
 
 
@@ -195,6 +201,13 @@ class RunResponse(BaseModel):
     run_id: str
     config: RunConfig
     schedule: RunScheduleOut
+    counted_samples: int = Field(
+        default=0, description="samples numbered by the server's counter (requests without a step)"
+    )
+    suspected_retries: int = Field(
+        default=0,
+        description="requests answered from an identical one stored moments before (/get_reward)",
+    )
 
 
 # -- significance inspection --------------------------------------------------------------

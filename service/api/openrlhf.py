@@ -19,6 +19,8 @@ Correctness comes from the run's verifier (math-verify) against the labels.
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -30,6 +32,7 @@ from service.api.models import RewardSample, error_responses
 from service.api.scoring import score_and_submit
 from service.batching import Timing
 from service.run_config import RUN_ID_PATTERN
+from service.runs import RetryCheck
 
 router = APIRouter(tags=["openrlhf"])
 
@@ -101,11 +104,37 @@ def prompt_id_of(prompt: str) -> str:
     return "p-" + hashlib.sha256(prompt.encode("utf-8", "replace")).hexdigest()[:24]
 
 
+def request_fingerprint(body: OpenRLHFRequest, step: int | None) -> str:
+    """What a resent request repeats exactly: every query, prompt and label, and the step."""
+    canonical = json.dumps(
+        [step, body.query, body.prompts, body.labels], ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "replace")).hexdigest()
+
+
+async def _check_run_exists(request: Request, run_id: str) -> None:
+    """OpenRLHF's runs must be created first: a run made up on the fly would get the default
+    reference "given", which text-only OpenRLHF requests can never satisfy."""
+    state = service_state(request)
+    assert state.runs is not None
+    try:
+        await in_thread(state.runs.get_config, run_id)
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+        raise ApiError(
+            404,
+            f"run {run_id!r} does not exist: create the run with PUT /v1/runs/{run_id} and "
+            "reference first_seen (and samples_per_step to derive steps) before training",
+            param="run_id",
+        ) from exc
+
+
 @router.post(
     "/get_reward",
     response_model=OpenRLHFResponse,
     response_model_exclude_none=True,
-    responses=error_responses(400, 401, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 404, 413, 415, 422, 429, 503),
     summary="OpenRLHF remote reward model endpoint (--remote_rm_url .../get_reward?run_id=...)",
 )
 async def get_reward(
@@ -133,6 +162,7 @@ async def get_reward(
             raise ApiError(422, f"labels[{i}]: required", param=f"labels[{i}]")
 
     request.state.run_id = run_id
+    await _check_run_exists(request, run_id)
     derived = step is None
     if derived:
         config = await in_thread(state.runs.effective_config, run_id)
@@ -165,8 +195,11 @@ async def get_reward(
         request.state.logged_texts = [s.response for s in samples]
     timing = Timing()
     request.state.timing = timing
+    # OpenRLHF resends a request whose answer it lost (timeout, proxy error) with the same body
+    # a second or so later; without sample ids, only the body and its timing can tell.
+    retry = RetryCheck(request_fingerprint(body, step), state.settings.retry_window_s, time.time())
     # step None: chosen from the run's sample counter inside the submit transaction.
-    result = await score_and_submit(state, run_id, step, samples, timing)
+    result = await score_and_submit(state, run_id, step, samples, timing, retry)
     step = result.step
     request.state.step = step
     assert result.schedule is not None
@@ -186,5 +219,7 @@ async def get_reward(
             "sigreward_step_derived": [1.0 if derived else 0.0] * n,
             "sigreward_late": [1.0 if result.schedule.late else 0.0] * n,
             "sigreward_prompt_found": [1.0 if ok else 0.0 for ok in found],
+            # 1.0 when answered from an identical request of moments before (not counted).
+            "sigreward_suspected_retry": [1.0 if result.suspected_retry else 0.0] * n,
         }
     return out

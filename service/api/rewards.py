@@ -34,6 +34,7 @@ async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:
     timing = Timing()
     request.state.timing = timing
     result = await score_and_submit(state, body.run_id, body.step, body.samples, timing)
+    request.state.step = result.step  # the counted one when the request had none
     assert result.schedule is not None
     return RewardsResponse(
         run_id=result.run_id,

@@ -16,6 +16,7 @@ from service.api.models import RewardSample
 from service.api.state import ServiceState
 from service.batching import Timing
 from service.run_config import RunConfig
+from service.runs import RetryCheck
 from service.types import Counts, SampleInput, SubmitResult
 
 
@@ -167,23 +168,50 @@ async def _count(
     return own, refs
 
 
+async def check_counted_run(state: ServiceState, run_id: str) -> None:
+    """A request without a step needs an existing run with ``samples_per_step``."""
+    assert state.runs is not None
+    try:
+        config: RunConfig = await in_thread(state.runs.get_config, run_id)
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+        raise ApiError(
+            404,
+            f"run {run_id!r} does not exist: create the run with PUT /v1/runs/{run_id} "
+            "(with samples_per_step) before sending requests without a step",
+            param="run_id",
+        ) from exc
+    if config.samples_per_step is None:
+        raise ApiError(
+            422,
+            "step: give the step, or set the run option samples_per_step "
+            f"(PUT /v1/runs/{run_id}) so the server can count it",
+            param="step",
+        )
+
+
 async def score_and_submit(
     state: ServiceState,
     run_id: str,
     step: int | None,
     samples: Sequence[RewardSample],
     timing: Timing | None = None,
+    retry: RetryCheck | None = None,
 ) -> SubmitResult:
     """The whole rewards flow for one request; raises ApiError for every client error.
 
     ``step`` None: the step is taken from the run's sample counter inside the submit
-    transaction (``RunService.submit_counted``; the run must set ``samples_per_step``).
+    transaction (``RunService.submit_counted``; the run must exist and set
+    ``samples_per_step``). ``retry``: answer a recent identical request from its result.
     """
     if state.runs is None or state.batcher is None:
         raise ApiError(503, "the server is not ready yet")
     if not samples:
         raise ApiError(422, "samples: at least one sample is required", param="samples")
     check_limits(state, samples)
+    if step is None:
+        await check_counted_run(state, run_id)
     config: RunConfig = await in_thread(state.runs.validate, run_id, samples)
     check_modes(state, config, samples)
     verified = await _verify(config, samples)
@@ -209,9 +237,12 @@ async def score_and_submit(
             )
         )
     if step is None:
-        result: SubmitResult = await in_thread(state.runs.submit_counted, run_id, inputs)
+        result: SubmitResult = await in_thread(state.runs.submit_counted, run_id, inputs, retry)
     else:
-        result = await in_thread(state.runs.submit, run_id, step, inputs)
+        result = await in_thread(state.runs.submit, run_id, step, inputs, retry)
+    if result.suspected_retry:
+        state.metrics.suspected_retries.inc()
+        return result
     state.metrics.samples.inc(len(samples))
     # A late request answers with its old step's k: the gauge shows the run's current k.
     if result.schedule is not None and not result.schedule.late:

@@ -50,6 +50,15 @@ class StepRecord:
     state_after_json: str | None = None  # schedule state after this step finished
 
 
+@dataclass(frozen=True)
+class FingerprintRecord:
+    """A recent request without sample ids: its step, its answer and when it was stored."""
+
+    step: int
+    result_json: str
+    seen_at: float  # seconds since the epoch
+
+
 class Transaction(Protocol):
     def ensure_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
         """Insert ``record`` unless the run exists; lock the run; return (stored, created)."""
@@ -75,6 +84,10 @@ class Transaction(Protocol):
         makes the counter exact across threads and replicas. ``delete_run`` removes it."""
         ...
 
+    def get_counter(self, run_id: str, name: str) -> int:
+        """The counter's value (0 when it was never moved)."""
+        ...
+
     def get_step(self, run_id: str, step: int) -> StepRecord | None: ...
 
     def put_step(self, record: StepRecord) -> None:
@@ -98,6 +111,19 @@ class Transaction(Protocol):
         ...
 
     def put_samples(self, run_id: str, step: int, results: Sequence[tuple[str, str]]) -> None: ...
+
+    def sample_steps(self, run_id: str, sample_ids: Sequence[str]) -> dict[str, int]:
+        """The step each of the given sample ids was counted in (any step of the run)."""
+        ...
+
+    def get_fingerprint(self, run_id: str, fingerprint: str) -> FingerprintRecord | None: ...
+
+    def put_fingerprint(
+        self, run_id: str, fingerprint: str, record: FingerprintRecord, prune_before: float
+    ) -> None:
+        """Insert or replace the fingerprint; forget the run's ones seen before
+        ``prune_before`` (they can no longer match)."""
+        ...
 
     def get_references(self, run_id: str, prompt_ids: Sequence[str]) -> dict[str, Counts]: ...
 

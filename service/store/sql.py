@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from service.store.base import RunRecord, StepRecord, iter_chunks
+from service.store.base import FingerprintRecord, RunRecord, StepRecord, iter_chunks
 from service.types import Counts
 
 SCHEMA = [
@@ -62,6 +62,19 @@ SCHEMA = [
         value BIGINT NOT NULL,
         PRIMARY KEY (run_id, name)
     )""",
+    # Added after the first release: IF NOT EXISTS creates them in existing databases too.
+    # Finds a retried request's samples by id whatever step they were counted in.
+    "CREATE INDEX IF NOT EXISTS samples_by_id ON samples (run_id, sample_id)",
+    # Recent requests without sample ids (OpenRLHF), to answer a resent one from its result.
+    """CREATE TABLE IF NOT EXISTS request_fingerprints (
+        run_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        step BIGINT NOT NULL,
+        result TEXT NOT NULL,
+        seen_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (run_id, fingerprint)
+    )""",
+    "CREATE INDEX IF NOT EXISTS request_fingerprints_age ON request_fingerprints (run_id, seen_at)",
 ]
 
 _STEP_COLUMNS = (
@@ -167,7 +180,14 @@ class SqlTransaction:
     def delete_run(self, run_id: str) -> bool:
         if self.lock_run(run_id) is None:
             return False
-        for table in ("samples", "prompt_references", "steps", "counters", "runs"):
+        for table in (
+            "samples",
+            "prompt_references",
+            "steps",
+            "counters",
+            "request_fingerprints",
+            "runs",
+        ):
             self._exec(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         return True
 
@@ -187,6 +207,12 @@ class SqlTransaction:
             (run_id, name, previous + n),
         )
         return previous
+
+    def get_counter(self, run_id: str, name: str) -> int:
+        row = self._exec(
+            "SELECT value FROM counters WHERE run_id = ? AND name = ?", (run_id, name)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
 
     # steps --------------------------------------------------------------------------------
     def get_step(self, run_id: str, step: int) -> StepRecord | None:
@@ -265,6 +291,42 @@ class SqlTransaction:
         self._exec_many(
             "INSERT INTO samples (run_id, step, sample_id, result) VALUES (?, ?, ?, ?)",
             [(run_id, step, sample_id, result) for sample_id, result in results],
+        )
+
+    def sample_steps(self, run_id: str, sample_ids: Sequence[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for chunk in iter_chunks(list(dict.fromkeys(sample_ids))):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._exec(
+                f"SELECT sample_id, step FROM samples WHERE run_id = ? AND sample_id IN ({marks})",
+                (run_id, *chunk),
+            ).fetchall()
+            for sample_id, step in rows:
+                found[sample_id] = min(int(step), found.get(sample_id, int(step)))
+        return found
+
+    def get_fingerprint(self, run_id: str, fingerprint: str) -> FingerprintRecord | None:
+        row = self._exec(
+            "SELECT step, result, seen_at FROM request_fingerprints "
+            "WHERE run_id = ? AND fingerprint = ?",
+            (run_id, fingerprint),
+        ).fetchone()
+        if row is None:
+            return None
+        return FingerprintRecord(int(row[0]), row[1], float(row[2]))
+
+    def put_fingerprint(
+        self, run_id: str, fingerprint: str, record: FingerprintRecord, prune_before: float
+    ) -> None:
+        self._exec(
+            "DELETE FROM request_fingerprints WHERE run_id = ? AND seen_at < ?",
+            (run_id, prune_before),
+        )
+        self._exec(
+            "INSERT INTO request_fingerprints (run_id, fingerprint, step, result, seen_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, fingerprint) DO UPDATE SET "
+            "step = excluded.step, result = excluded.result, seen_at = excluded.seen_at",
+            (run_id, fingerprint, record.step, record.result_json, record.seen_at),
         )
 
     def get_references(self, run_id: str, prompt_ids: Sequence[str]) -> dict[str, Counts]:

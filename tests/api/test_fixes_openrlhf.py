@@ -38,6 +38,7 @@ def test_concurrent_step_less_requests_fill_each_step_exactly(
     )
     assert status == 201
     # Spawn the verifier helper first, on another run, so the timed requests overlap.
+    server.request("PUT", "/v1/runs/warm", {"significance": "classifier", "reference": "group"})
     assert server.request("POST", "/get_reward?run_id=warm&step=0", _query(0), timeout=120)[0] in (
         200,
         422,

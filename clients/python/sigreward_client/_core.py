@@ -177,11 +177,16 @@ def parse_retry_after(value: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter; a server's Retry-After is a lower bound."""
+    """Exponential backoff with full jitter, bounded by a time budget (``budget`` seconds from
+    the first failure) and optionally by a count; a server's Retry-After is a lower bound.
 
-    max_retries: int = 5
+    A budget rather than a count: a server restart (model loading, a rolling update) takes
+    tens of seconds, far more than a handful of quick retries."""
+
+    budget: float = 120.0
+    max_retries: int | None = None
     backoff_base: float = 0.25
-    backoff_max: float = 20.0
+    backoff_max: float = 5.0
     max_retry_after: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
@@ -190,6 +195,26 @@ class RetryPolicy:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after) + random.uniform(0.0, self.backoff_base)
         return jittered
+
+
+class RetryClock:
+    """The retries of one request: how long to wait before the next try, or None to give up."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.started = time.monotonic()
+        self.attempt = 0
+
+    def next_delay(self, retry_after: float | None = None) -> float | None:
+        policy = self.policy
+        if policy.max_retries is not None and self.attempt >= policy.max_retries:
+            return None
+        remaining = policy.budget - (time.monotonic() - self.started)
+        if remaining <= 0:
+            return None
+        self.attempt += 1
+        # The last try lands at the budget's end rather than being skipped.
+        return min(policy.delay(self.attempt - 1, retry_after), remaining)
 
 
 def parse_body(content: bytes) -> Any:

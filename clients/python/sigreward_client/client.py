@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,9 +11,11 @@ from urllib.parse import quote
 
 import httpx
 
+from sigreward_client import _defaults
 from sigreward_client._core import (
     RETRY_STATUSES,
     Chunk,
+    RetryClock,
     RetryPolicy,
     dumps,
     merge_results,
@@ -31,30 +34,48 @@ from sigreward_client.models import (
     SignificanceResult,
 )
 
-DEFAULT_TIMEOUT = 120.0
+DEFAULT_TIMEOUT = _defaults.DEFAULT_TIMEOUT
+# Statuses that mean "the server is away" (restarting, draining, behind a gateway), as opposed
+# to 429, which is ordinary back-pressure and not worth a warning.
+OUTAGE_STATUSES = frozenset({502, 503, 504})
+
+log = logging.getLogger("sigreward_client")
 
 
 class _Base:
-    """Configuration and request building shared by both clients."""
+    """Configuration and request building shared by both clients.
+
+    ``base_url``, ``run_id``, ``api_key``, ``timeout`` and ``retry_budget`` default to
+    ``SIGREWARD_URL``, ``SIGREWARD_RUN_ID``, ``SIGREWARD_API_KEY``, ``SIGREWARD_TIMEOUT`` and
+    ``SIGREWARD_RETRY_BUDGET``. Retries (connection errors, 429, 502, 503, 504) go on for
+    ``retry_budget`` seconds (default 120) from the first failure, and ``max_retries`` tries
+    when given; one warning is logged when the server becomes unreachable.
+    """
 
     def __init__(
         self,
-        base_url: str,
-        run_id: str,
+        base_url: str | None = None,
+        run_id: str | None = None,
         api_key: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        max_retries: int = 5,
+        timeout: float | None = None,
+        max_retries: int | None = None,
         backoff_base: float = 0.25,
-        backoff_max: float = 20.0,
+        backoff_max: float = 5.0,
         limits: ServerLimits | None = None,
+        retry_budget: float | None = None,
     ) -> None:
-        if not run_id:
-            raise ValueError("run_id must not be empty")
-        self.base_url = base_url.rstrip("/")
-        self.run_id = run_id
-        self.timeout = timeout
-        self.retry = RetryPolicy(max_retries, backoff_base, backoff_max)
+        self.base_url = _defaults.base_url(base_url).rstrip("/")
+        self.run_id = _defaults.run_id(run_id)
+        self.timeout = _defaults.timeout(timeout)
+        self.retry = RetryPolicy(
+            budget=_defaults.retry_budget(retry_budget),
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+        )
         self._limits = limits
+        self._away = False  # warned that the server is unreachable; reset when it answers
+        api_key = _defaults.api_key(api_key)
         self._headers = {"Accept": "application/json", "User-Agent": "sigreward-client/0.1"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -86,8 +107,22 @@ class _Base:
             return SignificanceResult.model_validate({"results": body})
         return SignificanceResult.model_validate(body)
 
-    def _should_retry(self, attempt: int) -> bool:
-        return attempt < self.retry.max_retries
+    def _server_away(self, what: str) -> None:
+        """Warn once per outage: the trainer keeps waiting instead of failing."""
+        if not self._away:
+            self._away = True
+            log.warning(
+                "sigreward: %s at %s; retrying for up to %.0f s (retry_budget / "
+                "SIGREWARD_RETRY_BUDGET) while it restarts",
+                what,
+                self.base_url,
+                self.retry.budget,
+            )
+
+    def _server_back(self) -> None:
+        if self._away:
+            self._away = False
+            log.warning("sigreward: %s answers again", self.base_url)
 
 
 class RewardClient(_Base):
@@ -99,7 +134,9 @@ class RewardClient(_Base):
     >>> result.rewards
     """
 
-    def __init__(self, base_url: str, run_id: str, **options: Any) -> None:
+    def __init__(
+        self, base_url: str | None = None, run_id: str | None = None, **options: Any
+    ) -> None:
         transport = options.pop("transport", None)
         super().__init__(base_url, run_id, **options)
         self._http = httpx.Client(
@@ -121,24 +158,32 @@ class RewardClient(_Base):
     def _request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
         content = raw if raw is not None else (dumps(body) if body is not None else None)
         headers = {"Content-Type": "application/json"} if content is not None else None
-        attempt = 0
+        clock = RetryClock(self.retry)
         while True:
             try:
                 response = self._http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as err:
-                if not self._should_retry(attempt):
-                    raise ConnectionFailed(f"{method} {self.base_url}{path}: {err!r}") from err
-                time.sleep(self.retry.delay(attempt, None))
-                attempt += 1
+                delay = clock.next_delay()
+                if delay is None:
+                    raise ConnectionFailed(
+                        f"{method} {self.base_url}{path}: {err!r} (gave up after "
+                        f"{clock.attempt} retries, {time.monotonic() - clock.started:.0f} s)"
+                    ) from err
+                self._server_away(f"cannot connect ({type(err).__name__})")
+                time.sleep(delay)
                 continue
             parsed = parse_body(response.content)
             if response.status_code < 400:
+                self._server_back()
                 return parsed
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if response.status_code in RETRY_STATUSES and self._should_retry(attempt):
-                time.sleep(self.retry.delay(attempt, retry_after))
-                attempt += 1
-                continue
+            if response.status_code in RETRY_STATUSES:
+                delay = clock.next_delay(retry_after)
+                if delay is not None:
+                    if response.status_code in OUTAGE_STATUSES:
+                        self._server_away(f"HTTP {response.status_code}")
+                    time.sleep(delay)
+                    continue
             raise APIError.from_response(response.status_code, parsed, retry_after)
 
     def info(self) -> dict[str, Any]:
@@ -194,7 +239,9 @@ class RewardClient(_Base):
 class AsyncRewardClient(_Base):
     """The same API as :class:`RewardClient` for asyncio code (``await client.score(...)``)."""
 
-    def __init__(self, base_url: str, run_id: str, **options: Any) -> None:
+    def __init__(
+        self, base_url: str | None = None, run_id: str | None = None, **options: Any
+    ) -> None:
         transport = options.pop("transport", None)
         super().__init__(base_url, run_id, **options)
         self._http = httpx.AsyncClient(
@@ -218,24 +265,32 @@ class AsyncRewardClient(_Base):
     ) -> Any:
         content = raw if raw is not None else (dumps(body) if body is not None else None)
         headers = {"Content-Type": "application/json"} if content is not None else None
-        attempt = 0
+        clock = RetryClock(self.retry)
         while True:
             try:
                 response = await self._http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as err:
-                if not self._should_retry(attempt):
-                    raise ConnectionFailed(f"{method} {self.base_url}{path}: {err!r}") from err
-                await asyncio.sleep(self.retry.delay(attempt, None))
-                attempt += 1
+                delay = clock.next_delay()
+                if delay is None:
+                    raise ConnectionFailed(
+                        f"{method} {self.base_url}{path}: {err!r} (gave up after "
+                        f"{clock.attempt} retries, {time.monotonic() - clock.started:.0f} s)"
+                    ) from err
+                self._server_away(f"cannot connect ({type(err).__name__})")
+                await asyncio.sleep(delay)
                 continue
             parsed = parse_body(response.content)
             if response.status_code < 400:
+                self._server_back()
                 return parsed
             retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if response.status_code in RETRY_STATUSES and self._should_retry(attempt):
-                await asyncio.sleep(self.retry.delay(attempt, retry_after))
-                attempt += 1
-                continue
+            if response.status_code in RETRY_STATUSES:
+                delay = clock.next_delay(retry_after)
+                if delay is not None:
+                    if response.status_code in OUTAGE_STATUSES:
+                        self._server_away(f"HTTP {response.status_code}")
+                    await asyncio.sleep(delay)
+                    continue
             raise APIError.from_response(response.status_code, parsed, retry_after)
 
     async def info(self) -> dict[str, Any]:
