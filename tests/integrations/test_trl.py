@@ -3,6 +3,8 @@ GRPOTrainer run on a tiny local causal LM against a live server."""
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -228,3 +230,123 @@ def test_grpo_trainer_two_steps(classifier_server: ServerProcess, tmp_path: Path
     assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 4), (1, 4)]
     logged = [entry for entry in trainer.state.log_history if "rewards/sigreward/mean" in entry]
     assert len(logged) == 2
+
+
+def _grpo_args(trl: Any, tmp_path: Path, **overrides: Any) -> Any:
+    options: dict[str, Any] = {
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 4,
+        "num_generations": 4,
+        "max_completion_length": 8,
+        "max_steps": 3,
+        "learning_rate": 1e-4,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": [],
+        "use_cpu": True,
+        "bf16": False,
+        "seed": 0,
+        "dataloader_num_workers": 0,
+    }
+    options.update(overrides)
+    return trl.GRPOConfig(**options)
+
+
+def _dataset(n: int) -> Any:
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {
+            "prompt": [f"What is {a}+{a}?" for a in range(n)],
+            "answer": [str(2 * a) for a in range(n)],
+        }
+    )
+
+
+def test_grpo_run_survives_a_restart_and_finishes_its_last_step(
+    tiny_bert_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real GRPOTrainer run whose server is SIGTERM-stopped during step 1 and comes back
+    (same port, same store) 10 s later: more than the old fixed 5 retries waited. The run's
+    history is complete, the last step included, without any manual finish."""
+    import threading
+
+    trl = pytest.importorskip("trl", reason="trl is not installed (requirements-integrations.txt)")
+    from transformers import AutoTokenizer
+
+    from tests.support.server import start_server
+
+    args = ["--model", str(tiny_bert_dir), "--device", "cpu"]
+    data_dir = tmp_path / "store"
+    server = start_server(args, data_dir=data_dir)
+    servers = [server]
+    model_dir = _tiny_causal_lm(tmp_path / "tiny-gpt2")
+    client = RewardClient(server.base_url, f"trl-{uuid.uuid4().hex[:8]}", retry_budget=120)
+    client.configure(significance="classifier", reference="group")
+    inner = make_trl_reward_func(client)
+    calls: list[int] = []
+
+    def restart_later() -> None:
+        time.sleep(10)
+        servers.append(start_server(args, data_dir=data_dir, port=server.port))
+
+    def reward_func(**kwargs: Any) -> list[float]:
+        step = kwargs["trainer_state"].global_step
+        calls.append(step)
+        if step == 1:
+            assert server.stop() == 0  # drains, then exits
+            threading.Thread(target=restart_later, daemon=True).start()
+        return inner(**kwargs)
+
+    reward_func.__name__ = inner.__name__
+    try:
+        trainer = trl.GRPOTrainer(
+            model=str(model_dir),
+            reward_funcs=[reward_func],
+            args=_grpo_args(trl, tmp_path),
+            train_dataset=_dataset(12),
+            processing_class=AutoTokenizer.from_pretrained(str(model_dir)),
+            callbacks=[inner.callback],  # type: ignore[attr-defined]
+        )
+        with caplog.at_level(logging.WARNING, logger="sigreward_client"):
+            trainer.train()
+        assert calls == [0, 1, 2]
+        assert len(servers) == 2 and servers[1].alive()
+        view = client.get_run()
+        assert view.schedule is not None
+        assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 4), (1, 4), (2, 4)]
+        away = [r for r in caplog.records if "retrying for up to 120 s" in r.getMessage()]
+        assert len(away) == 1  # told once, not once per retry
+    finally:
+        for one in servers:
+            one.stop()
+
+
+def test_generation_stride_is_explained(
+    classifier_server: ServerProcess, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """steps_per_generation = 2 x gradient accumulation: TRL generates every 2 optimizer
+    steps, the server sees steps 0, 2, and the callback says so at the start."""
+    trl = pytest.importorskip("trl", reason="trl is not installed (requirements-integrations.txt)")
+    from sigreward_client.trl import install
+    from transformers import AutoTokenizer
+
+    model_dir = _tiny_causal_lm(tmp_path / "tiny-gpt2")
+    client = _client(classifier_server)
+    func = make_trl_reward_func(client)
+    trainer = trl.GRPOTrainer(
+        model=str(model_dir),
+        reward_funcs=[func],
+        args=_grpo_args(trl, tmp_path, max_steps=4, steps_per_generation=2),
+        train_dataset=_dataset(16),
+        processing_class=AutoTokenizer.from_pretrained(str(model_dir)),
+    )
+    install(trainer)
+    install(trainer)  # once only
+    assert sum(cb is func.callback for cb in trainer.callback_handler.callbacks) == 1  # type: ignore[attr-defined]
+    with caplog.at_level(logging.WARNING, logger="sigreward_client"):
+        trainer.train()
+    view = client.get_run()
+    assert view.schedule is not None
+    assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 8), (2, 8)]
+    assert any("generates every 2 optimizer steps" in r.getMessage() for r in caplog.records)

@@ -34,7 +34,7 @@ def dumps(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
-def prepare_samples(step: int, samples: Sequence[SampleLike]) -> list[Sample]:
+def prepare_samples(step: int | None, samples: Sequence[SampleLike]) -> list[Sample]:
     """Validated copies of ``samples``, each with an id.
 
     Ids are assigned before the first try so a retried request is recognised by the server's
@@ -44,9 +44,10 @@ def prepare_samples(step: int, samples: Sequence[SampleLike]) -> list[Sample]:
     if isinstance(samples, str | bytes) or not isinstance(samples, Sequence):
         raise TypeError("samples must be a list of dicts or Sample objects")
     prepared = [as_sample(sample, index) for index, sample in enumerate(samples)]
+    prefix = "n" if step is None else str(step)
     for sample in prepared:
         if sample.id is None:
-            sample.id = f"{step}-{uuid.uuid4().hex}"
+            sample.id = f"{prefix}-{uuid.uuid4().hex}"
     return prepared
 
 
@@ -59,7 +60,7 @@ class Chunk:
 
 
 def split_batch(
-    run_id: str, step: int, samples: Sequence[Sample], limits: ServerLimits
+    run_id: str, step: int | None, samples: Sequence[Sample], limits: ServerLimits
 ) -> list[Chunk]:
     """Split ``samples`` into request bodies under the server's limits.
 
@@ -69,7 +70,12 @@ def split_batch(
     """
     if not samples:
         raise ValueError("samples must not be empty")
-    head = dumps({"run_id": run_id, "step": step, "samples": []})
+    # No step: the server counts it from the run's samples_per_step.
+    head = dumps(
+        {"run_id": run_id, "samples": []}
+        if step is None
+        else {"run_id": run_id, "step": step, "samples": []}
+    )
     encoded = [dumps(sample.to_json()) for sample in samples]
     groups: dict[object, list[int]] = {}
     for index, sample in enumerate(samples):
@@ -111,7 +117,7 @@ def split_batch(
 
 
 def merge_results(
-    run_id: str, step: int, total: int, parts: Sequence[tuple[Chunk, Mapping[str, Any]]]
+    run_id: str, step: int | None, total: int, parts: Sequence[tuple[Chunk, Mapping[str, Any]]]
 ) -> ScoreResult:
     """Reassemble per-request answers into one result in the original sample order."""
     results: list[SampleResult | None] = [None] * total
@@ -138,6 +144,9 @@ def merge_results(
     assert schedule is not None
     schedule = schedule.model_copy(update={"late": late})
     samples = [r for r in results if r is not None]
+    if step is None:
+        # Counted by the server: the step the first part landed in.
+        step = int(parts[0][1]["step"])
     return ScoreResult(
         run_id=run_id,
         step=step,

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
 
+from sigreward_client import _defaults
 from sigreward_client.client import AsyncRewardClient, RewardClient
+
+log = logging.getLogger("sigreward_client")
 
 
 @dataclass(frozen=True)
@@ -16,30 +20,35 @@ class EnvConfig:
     run_id: str
     api_key: str | None
     timeout: float
-    samples_per_step: int | None
+    retry_budget: float
 
     @classmethod
     def load(cls) -> EnvConfig:
-        url = os.environ.get("SIGREWARD_URL")
-        run_id = os.environ.get("SIGREWARD_RUN_ID")
-        if not url or not run_id:
-            raise RuntimeError(
-                "set SIGREWARD_URL (e.g. http://127.0.0.1:8000) and SIGREWARD_RUN_ID for the "
-                "sigreward reward function"
-            )
-        per_step = os.environ.get("SIGREWARD_SAMPLES_PER_STEP")
         try:
-            samples_per_step = int(per_step) if per_step else None
-            timeout = float(os.environ.get("SIGREWARD_TIMEOUT", "120"))
+            config = cls(
+                _defaults.base_url(None),
+                _defaults.run_id(None),
+                _defaults.api_key(None),
+                _defaults.timeout(None),
+                _defaults.retry_budget(None),
+            )
         except ValueError as err:
-            raise RuntimeError(
-                f"bad SIGREWARD_SAMPLES_PER_STEP / SIGREWARD_TIMEOUT: {err}"
-            ) from err
-        if samples_per_step is not None and samples_per_step < 1:
-            raise RuntimeError("SIGREWARD_SAMPLES_PER_STEP must be >= 1")
-        return cls(
-            url, run_id, os.environ.get("SIGREWARD_API_KEY") or None, timeout, samples_per_step
-        )
+            raise RuntimeError(f"sigreward reward function: {err}") from err
+        if os.environ.get("SIGREWARD_SAMPLES_PER_STEP"):
+            _warn_once(
+                "SIGREWARD_SAMPLES_PER_STEP is no longer read: the server counts steps from the "
+                "run option samples_per_step (PUT /v1/runs/<id>), see docs/integrations.md"
+            )
+        return config
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("sigreward: %s", message)
 
 
 _lock = threading.Lock()
@@ -52,7 +61,13 @@ def sync_client(config: EnvConfig, run_id: str | None = None) -> RewardClient:
     with _lock:
         client = _clients.get(key)
         if client is None:
-            client = RewardClient(key[0], key[1], api_key=key[2], timeout=config.timeout)
+            client = RewardClient(
+                key[0],
+                key[1],
+                api_key=key[2] or "",
+                timeout=config.timeout,
+                retry_budget=config.retry_budget,
+            )
             _clients[key] = client
         return client
 
@@ -60,24 +75,9 @@ def sync_client(config: EnvConfig, run_id: str | None = None) -> RewardClient:
 def async_client(config: EnvConfig, run_id: str | None = None) -> AsyncRewardClient:
     """A new async client (async clients are bound to the event loop that uses them)."""
     return AsyncRewardClient(
-        config.url, run_id or config.run_id, api_key=config.api_key, timeout=config.timeout
+        config.url,
+        run_id or config.run_id,
+        api_key=config.api_key or "",
+        timeout=config.timeout,
+        retry_budget=config.retry_budget,
     )
-
-
-class StepCounter:
-    """Client-side step from a running sample count: step = samples seen // samples_per_step.
-
-    Only correct when this process sees every sample of the run, in step order, and nothing
-    else (no validation samples, no restarts); see docs/integrations.md.
-    """
-
-    def __init__(self, samples_per_step: int, start: int = 0) -> None:
-        self.samples_per_step = samples_per_step
-        self._seen = start
-        self._lock = threading.Lock()
-
-    def take(self, n: int) -> int:
-        with self._lock:
-            step = self._seen // self.samples_per_step
-            self._seen += n
-            return step

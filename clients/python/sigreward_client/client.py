@@ -213,9 +213,12 @@ class RewardClient(_Base):
         """Finish every step up to and including ``step`` (applies the schedule)."""
         return run_view(self.run_id, self._request("POST", f"{self._run_path}/steps/{step}/finish"))
 
-    def score(self, step: int, samples: Sequence[SampleLike]) -> ScoreResult:
+    def score(self, step: int | None, samples: Sequence[SampleLike]) -> ScoreResult:
         """Rewards for ``samples`` of ``step``, in order. Batches over the server's limits are
-        sent as several requests (a prompt's group always in one) and reassembled."""
+        sent as several requests (a prompt's group always in one) and reassembled.
+
+        ``step`` None: the server counts the step from the run's ``samples_per_step`` (one
+        durable counter per run, so any number of processes count correctly)."""
         prepared = prepare_samples(step, samples)
         chunks = split_batch(self.run_id, step, prepared, self.limits())
         parts: list[tuple[Chunk, Mapping[str, Any]]] = []
@@ -317,7 +320,7 @@ class AsyncRewardClient(_Base):
         body = await self._request("POST", f"{self._run_path}/steps/{step}/finish")
         return run_view(self.run_id, body)
 
-    async def score(self, step: int, samples: Sequence[SampleLike]) -> ScoreResult:
+    async def score(self, step: int | None, samples: Sequence[SampleLike]) -> ScoreResult:
         prepared = prepare_samples(step, samples)
         chunks = split_batch(self.run_id, step, prepared, await self.limits())
         parts: list[tuple[Chunk, Mapping[str, Any]]] = []

@@ -117,6 +117,10 @@ class RunView(_Open):
     run_id: str
     config: dict[str, Any] = Field(default_factory=dict)
     schedule: RunSchedule | None = None
+    # Samples the server numbered for requests without a step, and requests it answered from
+    # an identical one of moments before instead of counting them again.
+    counted_samples: int = 0
+    suspected_retries: int = 0
 
 
 class UnitDetail(_Open):

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sigreward_client.client import RewardClient
+
+log = logging.getLogger("sigreward_client")
 
 DEFAULT_LABEL_COLUMNS = ("label", "answer", "solution", "ground_truth")
 
@@ -59,6 +63,68 @@ def prompt_key(prompt: Any) -> str:
     return "p-" + hashlib.sha256(canonical.encode("utf-8", "replace")).hexdigest()[:24]
 
 
+class _LastStep:
+    """The highest step the reward function scored (the one left to finish after training)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.step: int | None = None
+
+    def saw(self, step: int) -> None:
+        with self._lock:
+            self.step = step if self.step is None else max(self.step, step)
+
+
+def generation_stride(args: Any) -> float:
+    """Optimizer steps between two generation rounds of GRPOTrainer (1 by default):
+    ``steps_per_generation * num_iterations / gradient_accumulation_steps``."""
+    per_generation = getattr(args, "steps_per_generation", None) or 1
+    iterations = getattr(args, "num_iterations", None) or 1
+    accumulation = getattr(args, "gradient_accumulation_steps", None) or 1
+    return per_generation * iterations / accumulation
+
+
+def make_finish_callback(client: RewardClient, last: _LastStep) -> Any:
+    """A ``transformers.TrainerCallback`` that finishes the last scored step when training
+    ends (the server finishes a step when the next one starts, so the last one would wait
+    forever) and says at the start what GRPOTrainer's generation stride means for steps."""
+    from transformers import TrainerCallback
+
+    class SigrewardFinishCallback(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            stride = generation_stride(args)
+            if stride > 1:
+                log.warning(
+                    "sigreward: GRPOTrainer generates every %g optimizer steps "
+                    "(steps_per_generation=%s, num_iterations=%s, gradient_accumulation_steps=%s):"
+                    " the server sees steps 0, %g, %g, ... and slope_period counts scored steps, "
+                    "so it spans %g times as many optimizer steps (docs/integrations.md)",
+                    stride,
+                    getattr(args, "steps_per_generation", None),
+                    getattr(args, "num_iterations", None),
+                    getattr(args, "gradient_accumulation_steps", None),
+                    stride,
+                    2 * stride,
+                    stride,
+                )
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if last.step is not None:
+                client.finish_step(last.step)
+
+    return SigrewardFinishCallback()
+
+
+def install(trainer: Any) -> None:
+    """Add the finishing callback of every sigreward reward function of ``trainer`` (a
+    GRPOTrainer) to it. Same as ``GRPOTrainer(..., callbacks=[reward_func.callback])``."""
+    present = {id(cb) for cb in getattr(trainer.callback_handler, "callbacks", [])}
+    for func in getattr(trainer, "reward_funcs", []):
+        callback = getattr(func, "callback", None)
+        if callback is not None and id(callback) not in present:
+            trainer.add_callback(callback)
+
+
 def make_trl_reward_func(
     client: RewardClient,
     label_column: str | None = None,
@@ -77,7 +143,10 @@ def make_trl_reward_func(
     - ``num_tokens`` from ``completion_ids`` (the baselines need it).
 
     Returns exactly one float per completion. ``__name__`` is ``name`` (TRL logs it).
+    ``.callback`` is a TrainerCallback that finishes the last step when training ends: pass it
+    in ``GRPOTrainer(callbacks=[...])`` or call ``install(trainer)``.
     """
+    last = _LastStep()
 
     def reward_func(
         prompts: Sequence[Any],
@@ -121,6 +190,7 @@ def make_trl_reward_func(
             samples.append(sample)
 
         result = client.score(step, samples)
+        last.saw(step)
         if log_metrics and callable(log_metric):
             log_metric(f"{name}/k", float(result.schedule.k))
             log_metric(
@@ -133,4 +203,8 @@ def make_trl_reward_func(
 
     reward_func.__name__ = name
     reward_func.__qualname__ = name
+    try:
+        reward_func.callback = make_finish_callback(client, last)  # type: ignore[attr-defined]
+    except ImportError:  # no transformers: the user finishes the last step himself
+        reward_func.callback = None  # type: ignore[attr-defined]
     return reward_func

@@ -8,15 +8,17 @@ Nothing from verl is imported here; verl calls these functions with plain Python
 - ``compute_score_batch`` (verl's ``batch`` reward manager: lists in, one request per batch).
 
 Configuration comes from the environment: ``SIGREWARD_URL``, ``SIGREWARD_RUN_ID``,
-``SIGREWARD_API_KEY`` (optional), ``SIGREWARD_SAMPLES_PER_STEP`` (optional, see the step rules
-below), ``SIGREWARD_TIMEOUT`` (seconds, default 120), ``SIGREWARD_BATCH_WINDOW_MS`` (how long
-``compute_score_async`` waits to merge concurrent calls, default 20).
+``SIGREWARD_API_KEY`` (optional), ``SIGREWARD_TIMEOUT`` (seconds, default 120),
+``SIGREWARD_RETRY_BUDGET`` (seconds of retrying an unreachable server, default 120),
+``SIGREWARD_BATCH_WINDOW_MS`` (how long ``compute_score_async`` waits to merge concurrent
+calls, default 20).
 
 The step of a sample: ``extra_info["global_steps"]`` when present (put it there with
-``install_global_steps_hook``), else a client-side count of samples divided by
-``SIGREWARD_SAMPLES_PER_STEP``; with neither, the call fails with a message saying so.
-Validation samples (``extra_info["validate"]`` true) go to the run ``<run_id>-validation`` so
-they never move the training run's schedule.
+``install_global_steps_hook``), else none is sent and the server counts it from the run option
+``samples_per_step`` with its durable per-run sample counter (right for any number of reward
+workers and across restarts; the server refuses with a clear 422 when the run has no
+``samples_per_step``). Validation samples (``extra_info["validate"]`` true) go to the run
+``<run_id>-validation`` so they never move the training run's schedule.
 
 The prompt group of a sample (``prompt_id``): ``extra_info["prompt_id"]``, else ``"uid"``, else
 ``"index"`` (verl's example datasets put the row index there), else none.
@@ -26,20 +28,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sigreward_client._env import EnvConfig, StepCounter, async_client, sync_client
+from sigreward_client._env import EnvConfig, async_client, sync_client
 from sigreward_client.client import AsyncRewardClient
 from sigreward_client.models import SampleResult, ScoreResult
 
 PROMPT_ID_KEYS = ("prompt_id", "uid", "index")
 VALIDATION_SUFFIX = "-validation"
-
-_counter_lock = threading.Lock()
-_counters: dict[str, StepCounter] = {}
 
 
 def _config() -> EnvConfig:
@@ -54,23 +52,12 @@ def _run_id(config: EnvConfig, extra: Mapping[str, Any]) -> str:
     return config.run_id + VALIDATION_SUFFIX if extra.get("validate") else config.run_id
 
 
-def _step(config: EnvConfig, run_id: str, extras: Sequence[Mapping[str, Any]]) -> int:
-    """The step of a call's samples (one step per call)."""
+def _step(extras: Sequence[Mapping[str, Any]]) -> int | None:
+    """The step of a call's samples (one step per call); None: the server counts it."""
     steps = {int(e["global_steps"]) for e in extras if e.get("global_steps") is not None}
     if len(steps) > 1:
         raise ValueError(f"one call carries samples of several steps: {sorted(steps)}")
-    if steps:
-        return steps.pop()
-    if config.samples_per_step is None:
-        raise RuntimeError(
-            "sigreward: no extra_info['global_steps'] on the samples and no "
-            "SIGREWARD_SAMPLES_PER_STEP; install sigreward_client.verl.install_global_steps_hook "
-            "in verl's agent-loop workers or set SIGREWARD_SAMPLES_PER_STEP "
-            "(docs/integrations.md)"
-        )
-    with _counter_lock:
-        counter = _counters.setdefault(run_id, StepCounter(config.samples_per_step))
-    return counter.take(len(extras))
+    return steps.pop() if steps else None
 
 
 def _sample(
@@ -128,7 +115,7 @@ def compute_score(
     config = _config()
     extra = _extra(extra_info)
     run_id = _run_id(config, extra)
-    step = _step(config, run_id, [extra])
+    step = _step([extra])
     result = sync_client(config, run_id).score(
         step, [_sample(solution_str, ground_truth, extra, kwargs)]
     )
@@ -157,7 +144,7 @@ def compute_score_batch(
     for i, extra in enumerate(extras):
         by_run.setdefault(_run_id(config, extra), []).append(i)
     for run_id, indices in by_run.items():
-        step = _step(config, run_id, [extras[i] for i in indices])
+        step = _step([extras[i] for i in indices])
         samples = [_sample(solution_strs[i], ground_truths[i], extras[i], kwargs) for i in indices]
         for i, scored in zip(
             indices, _as_dicts(sync_client(config, run_id).score(step, samples)), strict=True
@@ -176,17 +163,20 @@ class _MicroBatcher:
     def __init__(self, client: AsyncRewardClient, window: float = 0.02) -> None:
         self.client = client
         self.window = window
-        self._pending: dict[int, list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]]] = {}
-        self._flushers: dict[int, asyncio.Task[None]] = {}
+        # Keyed by step; None collects the samples whose step the server counts.
+        self._pending: dict[
+            int | None, list[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]]
+        ] = {}
+        self._flushers: dict[int | None, asyncio.Task[None]] = {}
 
-    async def submit(self, step: int, sample: dict[str, Any]) -> dict[str, Any]:
+    async def submit(self, step: int | None, sample: dict[str, Any]) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(step, []).append((sample, future))
         if step not in self._flushers:
             self._flushers[step] = asyncio.ensure_future(self._flush_later(step))
         return await future
 
-    async def _flush_later(self, step: int) -> None:
+    async def _flush_later(self, step: int | None) -> None:
         await asyncio.sleep(self.window)
         batch = self._pending.pop(step, [])
         self._flushers.pop(step, None)
@@ -226,7 +216,7 @@ async def compute_score_async(
     config = _config()
     extra = _extra(extra_info)
     run_id = _run_id(config, extra)
-    step = _step(config, run_id, [extra])
+    step = _step([extra])
     per_run = _batchers.setdefault(asyncio.get_running_loop(), {})
     batcher = per_run.get(run_id)
     if batcher is None:
