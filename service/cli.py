@@ -43,6 +43,12 @@ def _add_serve_parser(subparsers: Any) -> None:
     p.add_argument("--max-samples", type=int)
     p.add_argument("--max-chars-per-response", type=int)
     p.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", help="seconds")
+    p.add_argument(
+        "--retry-window",
+        type=float,
+        dest="retry_window_s",
+        help="seconds within which an identical /get_reward request is a resent one (0: off)",
+    )
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--dtype", help="auto | fp32 | bf16")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -67,6 +73,7 @@ _SETTINGS_FIELDS = (
     "max_samples",
     "max_chars_per_response",
     "drain_timeout_s",
+    "retry_window_s",
     "device",
     "dtype",
     "log_level",

@@ -1,0 +1,105 @@
+"""Retried requests never move the run's sample counter, on SQLite and PostgreSQL.
+
+- Requests with sample ids (the SDK, verl without a step): a resent request goes back to the
+  step its samples were counted in, answered from the stored results.
+- Requests without ids (OpenRLHF): the same fingerprint within the window is answered from the
+  stored answer and counted as a suspected retry; outside the window it counts again.
+- The new table and index are created in a store made by the previous schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+from service.run_config import RunConfigPatch
+from service.runs import RetryCheck, RunService
+from service.store import SqliteStore, Store
+from service.types import Counts, SampleInput
+
+
+def _sample(index: int, sample_id: str | None = None) -> SampleInput:
+    return SampleInput(
+        index=index,
+        id=sample_id,
+        prompt_id="p",
+        correct=True,
+        score=1.0,
+        counts=Counts(3.0, 1.0),
+        reference=Counts(2.0, 2.0),
+    )
+
+
+def _service(store: Store, samples_per_step: int = 2) -> RunService:
+    runs = RunService(store, model_loaded=False)
+    runs.put_run("r", RunConfigPatch(significance="values", samples_per_step=samples_per_step))
+    return runs
+
+
+def test_a_resent_request_with_ids_keeps_its_step(store: Store) -> None:
+    runs = _service(store)
+    first = runs.submit_counted("r", [_sample(0, "a"), _sample(1, "b")])
+    assert first.step == 0
+    later = runs.submit_counted("r", [_sample(0, "c")])
+    assert later.step == 1
+    again = runs.submit_counted("r", [_sample(0, "a"), _sample(1, "b")])  # answer was lost
+    assert again.step == 0 and all(s.duplicate for s in again.samples)
+    assert [s.reward for s in again.samples] == [s.reward for s in first.samples]
+    assert runs.submit_counted("r", [_sample(0, "d")]).step == 1  # the count did not move
+    view = runs.finish("r", 1)
+    assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 2), (1, 2)]
+    assert view.counted_samples == 4 and view.suspected_retries == 0
+
+
+def test_fingerprints_answer_recent_identical_requests(store: Store) -> None:
+    runs = _service(store)
+    check = RetryCheck("fp-1", window_s=10.0, now=1000.0)
+    first = runs.submit_counted("r", [_sample(0)], check)
+    assert not first.suspected_retry
+    replay = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1001.5))
+    assert replay.suspected_retry and replay.step == first.step == 0
+    assert [s.reward for s in replay.samples] == [s.reward for s in first.samples]
+    assert all(s.duplicate for s in replay.samples)
+    # Another request in between, then the same body long after the window: counted again.
+    runs.submit_counted("r", [_sample(0)], RetryCheck("fp-2", 10.0, 1002.0))
+    late = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1020.0))
+    assert not late.suspected_retry and late.step == 1
+    # Explicit steps use the same rule; window 0 turns it off.
+    explicit = RetryCheck("fp-3", 10.0, 1030.0)
+    runs.submit("r", 5, [_sample(0)], explicit)
+    assert runs.submit("r", 5, [_sample(0)], explicit).suspected_retry
+    off = RetryCheck("fp-4", 0.0, 1030.0)
+    runs.submit("r", 5, [_sample(0)], off)
+    assert not runs.submit("r", 5, [_sample(0)], off).suspected_retry
+    view = runs.get_run("r")
+    assert view.suspected_retries == 2 and view.counted_samples == 3
+    assert view.to_dict()["suspected_retries"] == 2
+    runs.delete_run("r")  # fingerprints go with the run
+    _service(store)
+    assert not runs.submit_counted("r", [_sample(0)], check).suspected_retry
+
+
+def test_old_sqlite_store_gets_the_new_table(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as connection:
+        # The runs/samples/counters tables as the first release created them.
+        connection.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, config TEXT NOT NULL, "
+            "schedule TEXT NOT NULL, max_step BIGINT, finished_through BIGINT)"
+        )
+        connection.execute(
+            "CREATE TABLE samples (run_id TEXT NOT NULL, step BIGINT NOT NULL, "
+            "sample_id TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (run_id, step, sample_id))"
+        )
+    store = SqliteStore(path)
+    try:
+        runs = _service(store)
+        check = RetryCheck("fp", 10.0, 1.0)
+        runs.submit_counted("r", [_sample(0, "x")], check)
+        assert runs.submit_counted("r", [_sample(0, "x")], check).suspected_retry
+    finally:
+        store.close()
+    with sqlite3.connect(path) as connection:
+        names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    assert {"request_fingerprints", "samples_by_id", "request_fingerprints_age"} <= names
