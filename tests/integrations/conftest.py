@@ -4,3 +4,4 @@ from tests.client.fixtures import (  # noqa: F401  (pytest fixtures)
     tiny_bert_dir,
     values_server,
 )
+from tests.support.server import server_factory  # noqa: F401  (pytest fixture)

@@ -36,6 +36,26 @@ def client_011(url: str) -> dict:
     return {"version": openrlhf.__file__, "answers": answers}
 
 
+def client_011_sequence(url: str, n: int) -> dict:
+    """0.11: n different questions, one after the other, as n rollouts would send them; a
+    failed one is what OpenRLHF sees after its 5 tries (the sample keeps reward None)."""
+    from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+    executor = SingleTurnAgentExecutor(url)
+    calls = []
+    for i in range(n):
+        prompt = f"<|im_start|>user\nWhat is 40 + {i}?<|im_end|>\n<|im_start|>assistant\n"
+        query = prompt + f"so \\boxed{{{40 + i}}}<|im_end|>"
+        try:
+            info = asyncio.run(executor._fetch_rewards_via_http([query], [prompt], [str(40 + i)]))
+            calls.append(
+                {"rewards": info[0].get("rewards"), "extra_logs": info[0].get("extra_logs")}
+            )
+        except RuntimeError as err:
+            calls.append({"error": str(err)})
+    return {"calls": calls}
+
+
 def client_08(url: str) -> dict:
     """0.8: remote_rm_fn posts the batch and returns torch.tensor(response["rewards"])."""
     import openrlhf
@@ -48,5 +68,10 @@ def client_08(url: str) -> dict:
 
 if __name__ == "__main__":
     version, url = sys.argv[1], sys.argv[2]
-    result = client_011(url) if version == "0.11" else client_08(url)
+    if version == "0.11-sequence":
+        result = client_011_sequence(url, int(sys.argv[3]))
+    elif version == "0.11":
+        result = client_011(url)
+    else:
+        result = client_08(url)
     print("RESULT " + json.dumps(result))

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from service.api.openrlhf import split_response, strip_trailing_special
-from tests.support.server import ServerProcess
+from tests.client.fixtures import FaultProxy
+from tests.support.server import ServerFactory, ServerProcess
 
 PROMPT = "<|im_start|>user\nWhat is 40 + 2?<|im_end|>\n<|im_start|>assistant\n"
 
@@ -173,12 +174,16 @@ def _python_with(module: str, extra_path: Path | None = None) -> str | None:
     return None
 
 
-def _drive(python: str, version: str, url: str, extra_path: Path | None) -> dict:
+def _drive(python: str, version: str, url: str, extra_path: Path | None, *args: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if extra_path:
         env["PYTHONPATH"] = str(extra_path)
     done = subprocess.run(
-        [python, str(DRIVER), version, url], env=env, capture_output=True, text=True, timeout=300
+        [python, str(DRIVER), version, url, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
@@ -228,3 +233,85 @@ def test_numeric_labels_are_verified_as_text(classifier_server: ServerProcess) -
     status, answer = classifier_server.request("POST", f"/get_reward?run_id={run_id}&step=0", body)
     assert status == 200, answer
     assert answer["scores"] == [1.0, 1.0]
+
+
+def _openrlhf_011() -> str:
+    python = _python_with("openrlhf.utils.agent")
+    if python is None:
+        pytest.skip("openrlhf 0.11 is not installed (see requirements-integrations.txt)")
+    return python
+
+
+def test_openrlhf_011_with_the_key_in_the_url(
+    server_factory: ServerFactory, tiny_bert_dir: Path
+) -> None:
+    """--remote_rm_url cannot carry headers: the key goes in the URL, on /get_reward only."""
+    python = _openrlhf_011()
+    key = "sk-openrlhf-5d1e"
+    server = server_factory(
+        args=["--model", str(tiny_bert_dir), "--device", "cpu", "--api-key", key]
+    )
+    run_id = f"orl-{uuid.uuid4().hex[:8]}"
+    status, _ = server.request(
+        "PUT",
+        f"/v1/runs/{run_id}",
+        {"significance": "classifier", "reference": "first_seen", "samples_per_step": 2},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert status == 201
+    url = f"{server.base_url}/get_reward?run_id={run_id}"
+    with_key = _drive(python, "0.11-sequence", f"{url}&key={key}", None, "2")["calls"]
+    assert [c["extra_logs"]["sigreward_step"] for c in with_key] == [[0.0], [0.0]]
+    assert all(c["rewards"] is not None for c in with_key)
+    without = _drive(python, "0.11-sequence", url, None, "1")["calls"]
+    assert "error" in without[0]  # OpenRLHF gives up after its 5 tries: reward None
+    assert key not in server.log()
+
+
+def test_openrlhf_011_lost_answer_and_its_retry(classifier_server: ServerProcess) -> None:
+    """The first answer is lost after the server stored it (a proxy 502/503): OpenRLHF resends
+    the same body a second later; the server answers it from the first and the later samples
+    keep their steps."""
+    python = _openrlhf_011()
+    run_id = _run(classifier_server, samples_per_step=2)
+
+    def fault(n: int, method: str, path: str) -> str:
+        return "forward_then_503" if method == "POST" and n == 0 else "forward"
+
+    with FaultProxy(classifier_server.base_url, fault) as proxy:
+        calls = _drive(
+            python, "0.11-sequence", f"{proxy.base_url}/get_reward?run_id={run_id}", None, "3"
+        )["calls"]
+        posts = [a for m, _, a in proxy.seen if m == "POST"]
+    assert posts == ["forward_then_503", "forward", "forward", "forward"]
+    logs = [c["extra_logs"] for c in calls]
+    assert [entry["sigreward_suspected_retry"] for entry in logs] == [[1.0], [0.0], [0.0]]
+    assert [entry["sigreward_step"] for entry in logs] == [[0.0], [0.0], [1.0]]
+    status, run = classifier_server.request("GET", f"/v1/runs/{run_id}")
+    assert run["suspected_retries"] == 1 and run["counted_samples"] == 3
+
+
+def test_openrlhf_011_missing_run(classifier_server: ServerProcess) -> None:
+    """A run nobody created: OpenRLHF only logs "404, message='Not Found'" and keeps reward
+    None; the server's log says what to do, with the run id."""
+    python = _openrlhf_011()
+    run_id = f"orl-missing-{uuid.uuid4().hex[:8]}"
+    calls = _drive(
+        python,
+        "0.11-sequence",
+        f"{classifier_server.base_url}/get_reward?run_id={run_id}",
+        None,
+        "1",
+    )["calls"]
+    assert "error" in calls[0]
+    refused = [
+        json.loads(line)
+        for line in classifier_server.log().splitlines()
+        if '"sigreward.refused"' in line and run_id in line
+    ]
+    assert len(refused) == 5  # one line per try
+    assert all(r["status"] == 404 and r["level"] == "warning" for r in refused)
+    assert (
+        f"create the run with PUT /v1/runs/{run_id} and reference first_seen"
+        in refused[0]["message"]
+    )
