@@ -140,20 +140,56 @@ def test_reward_loop_async_function_is_micro_batched(classifier_server: ServerPr
     assert [(h.step, h.samples) for h in client.finish_step(1).schedule.history] == [(1, 6)]
 
 
-def test_step_counting_without_global_steps(classifier_server: ServerProcess) -> None:
-    client = _run(classifier_server, "first_seen")
-    validation = RewardClient(classifier_server.base_url, client.run_id + "-validation")
-    validation.configure(significance="classifier", reference="first_seen")
-    result = _drive("counting", classifier_server, client.run_id, SIGREWARD_SAMPLES_PER_STEP="2")
-    assert len(result["scores"]) == 5
-    history = client.finish_step(2).schedule.history
-    assert [(h.step, h.samples) for h in history] == [(0, 2), (1, 2), (2, 1)]
-    assert validation.finish_step(0).schedule.history[0].samples == 1
+def _drive_many(case: str, server: ServerProcess, run_id: str, workers: int, **env: str) -> None:
+    """``workers`` driver processes at once, as verl's reward workers score one step."""
+    assert VERL_PYTHON is not None
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("SIGREWARD_") and k != "PYTHONPATH"
+    }
+    full_env.update(
+        PYTHONPATH=str(CLIENT_SRC),
+        SIGREWARD_URL=server.base_url,
+        SIGREWARD_RUN_ID=run_id,
+        VERL_USE_EXTERNAL_PLUGINS="none",
+        HF_HUB_OFFLINE="1",
+        **env,
+    )
+    processes = [
+        subprocess.Popen(
+            [VERL_PYTHON, str(DRIVER), case],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=str(DRIVER.parent),
+        )
+        for _ in range(workers)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-4000:]
+        assert "RESULT " in out
+
+
+@pytest.mark.parametrize("case", ["reward_loop", "counting"])
+def test_two_reward_workers_without_a_step_count_on_the_server(
+    classifier_server: ServerProcess, case: str
+) -> None:
+    """No global_steps: two reward processes (verl's default is 8) each score 6 samples; the
+    server's per-run counter puts exactly samples_per_step = 6 in each step (a count per
+    process, as before, put all 12 in step 0)."""
+    client = RewardClient(classifier_server.base_url, f"verl-{uuid.uuid4().hex[:8]}")
+    client.configure(significance="classifier", reference="first_seen", samples_per_step=6)
+    _drive_many(case, classifier_server, client.run_id, 2, DRIVER_NO_STEP="1")
+    view = client.finish_step(1)
+    assert view.schedule is not None
+    assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 6), (1, 6)]
+    assert view.counted_samples == 12
 
 
 def test_missing_step_source_is_a_clear_error(classifier_server: ServerProcess) -> None:
-    client = _run(classifier_server, "first_seen")
-    with pytest.raises(AssertionError, match="SIGREWARD_SAMPLES_PER_STEP"):
+    client = _run(classifier_server, "first_seen")  # no samples_per_step
+    with pytest.raises(AssertionError, match="samples_per_step"):
         _drive("counting", classifier_server, client.run_id)
 
 

@@ -111,7 +111,10 @@ def case_reward_loop(step: int) -> dict[str, Any]:
     from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 
     tok = tokenizer()
-    extra = [{"index": INDEX[i], "global_steps": step} for i in range(len(RESPONSES))]
+    extra: list[dict[str, Any]] = [{"index": INDEX[i]} for i in range(len(RESPONSES))]
+    if not os.environ.get("DRIVER_NO_STEP"):  # else the server counts the step
+        for entry in extra:
+            entry["global_steps"] = step
     data = batch(tok, extra)
 
     async def main() -> list[dict[str, Any]]:
@@ -134,15 +137,14 @@ def case_reward_loop(step: int) -> dict[str, Any]:
 
 
 def case_counting() -> dict[str, Any]:
-    """No global_steps: steps from SIGREWARD_SAMPLES_PER_STEP; validation goes elsewhere."""
+    """No global_steps, one request per sample: the server counts the steps."""
     from sigreward_client.verl import compute_score
 
     scores = [
         compute_score("gsm8k", RESPONSES[i], TRUTHS[i], {"index": INDEX[i]})["score"]
-        for i in range(5)
+        for i in range(len(RESPONSES))
     ]
-    validation = compute_score("gsm8k", RESPONSES[0], TRUTHS[0], {"index": 0, "validate": True})
-    return {"scores": scores, "validation": validation["score"]}
+    return {"scores": scores}
 
 
 def case_hook() -> dict[str, Any]:
