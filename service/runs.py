@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -81,6 +82,15 @@ class RetryCheck:
     fingerprint: str
     window_s: float
     now: float
+    # A resent request comes at least this long after the first was answered (OpenRLHF sleeps
+    # 1 s before it resends); identical responses generated together arrive closer than that.
+    min_gap_s: float = 0.0
+
+
+def is_resent(age_s: float, window_s: float, min_gap_s: float = 0.0) -> bool:
+    """Whether a request identical to one stored ``age_s`` seconds ago counts as a resent copy
+    (the rule ``bench/retry_rules.py`` measures)."""
+    return window_s > 0 and min_gap_s <= age_s <= window_s
 
 
 @dataclass(frozen=True)
@@ -234,11 +244,17 @@ class RunService:
     """Runs, their configuration, schedule, reference cache and per-step aggregates."""
 
     def __init__(
-        self, store: Store, model_loaded: bool, on_k_warning: KWarningHook | None = None
+        self,
+        store: Store,
+        model_loaded: bool,
+        on_k_warning: KWarningHook | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.model_loaded = model_loaded
         self.on_k_warning = on_k_warning
+        # Wall clock (seconds since the epoch, shared by replicas) of when a request is stored.
+        self.clock = clock
 
     # configuration ------------------------------------------------------------------------
     def default_config(self) -> RunConfig:
@@ -407,10 +423,10 @@ class RunService:
         if retry is None or retry.window_s <= 0:
             return None
         seen = tx.get_fingerprint(run_id, retry.fingerprint)
-        if seen is None or not 0 <= retry.now - seen.seen_at <= retry.window_s:
+        if seen is None or not is_resent(retry.now - seen.seen_at, retry.window_s, retry.min_gap_s):
             return None
         tx.add_to_counter(run_id, RETRY_COUNTER, 1)
-        log.warning(
+        log.info(
             "run %s: a request identical to one stored %.1f s ago was answered from it and not "
             "counted again (suspected retry)",
             run_id,
@@ -423,11 +439,15 @@ class RunService:
     ) -> None:
         if retry is None or retry.window_s <= 0:
             return
+        # When it was stored, not when it arrived: a resent copy can only follow a lost
+        # answer, while identical responses generated together arrive before the first one
+        # is stored and so never match.
+        stored_at = self.clock()
         tx.put_fingerprint(
             run_id,
             retry.fingerprint,
-            FingerprintRecord(result.step, _submit_json(result), retry.now),
-            prune_before=retry.now - retry.window_s,
+            FingerprintRecord(result.step, _submit_json(result), stored_at),
+            prune_before=stored_at - retry.window_s,
         )
 
     # the sample counter (OpenRLHF's step-less requests) -----------------------------------

@@ -36,6 +36,10 @@ from service.runs import RetryCheck
 
 router = APIRouter(tags=["openrlhf"])
 
+# OpenRLHF sleeps 1 s before it resends a request whose answer it lost; identical responses
+# generated together arrive closer to the first than this (bench/retry_rules.py).
+RESEND_MIN_GAP_S = 0.5
+
 # Special-token texts a decoder leaves at the end of a response (EOS / end-of-turn / padding).
 TRAILING_SPECIAL_TOKENS = (
     "</s>",
@@ -197,7 +201,12 @@ async def get_reward(
     request.state.timing = timing
     # OpenRLHF resends a request whose answer it lost (timeout, proxy error) with the same body
     # a second or so later; without sample ids, only the body and its timing can tell.
-    retry = RetryCheck(request_fingerprint(body, step), state.settings.retry_window_s, time.time())
+    retry = RetryCheck(
+        request_fingerprint(body, step),
+        state.settings.retry_window_s,
+        time.time(),
+        RESEND_MIN_GAP_S,
+    )
     # step None: chosen from the run's sample counter inside the submit transaction.
     result = await score_and_submit(state, run_id, step, samples, timing, retry)
     step = result.step

@@ -31,8 +31,18 @@ def _sample(index: int, sample_id: str | None = None) -> SampleInput:
     )
 
 
-def _service(store: Store, samples_per_step: int = 2) -> RunService:
-    runs = RunService(store, model_loaded=False)
+class Clock:
+    """The time requests are stored at, set by the test."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _service(store: Store, samples_per_step: int = 2, clock: Clock | None = None) -> RunService:
+    runs = RunService(store, model_loaded=False, clock=clock or Clock())
     runs.put_run("r", RunConfigPatch(significance="values", samples_per_step=samples_per_step))
     return runs
 
@@ -53,20 +63,27 @@ def test_a_resent_request_with_ids_keeps_its_step(store: Store) -> None:
 
 
 def test_fingerprints_answer_recent_identical_requests(store: Store) -> None:
-    runs = _service(store)
-    check = RetryCheck("fp-1", window_s=10.0, now=1000.0)
+    clock = Clock()
+    runs = _service(store, clock=clock)
+    check = RetryCheck("fp-1", window_s=10.0, now=1000.0, min_gap_s=0.5)
+    clock.now = 1000.05  # stored 50 ms after it arrived
     first = runs.submit_counted("r", [_sample(0)], check)
     assert not first.suspected_retry
-    replay = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1001.5))
+    # An identical response that arrived before the first was stored is no resent copy.
+    twin = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1000.01))
+    assert not twin.suspected_retry and twin.step == 0
+    clock.now = 1000.1
+    replay = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1001.2))
     assert replay.suspected_retry and replay.step == first.step == 0
     assert [s.reward for s in replay.samples] == [s.reward for s in first.samples]
     assert all(s.duplicate for s in replay.samples)
-    # Another request in between, then the same body long after the window: counted again.
-    runs.submit_counted("r", [_sample(0)], RetryCheck("fp-2", 10.0, 1002.0))
+    # The same body long after the window: counted again.
+    clock.now = 1020.1
     late = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1020.0))
     assert not late.suspected_retry and late.step == 1
     # Explicit steps use the same rule; window 0 turns it off.
     explicit = RetryCheck("fp-3", 10.0, 1030.0)
+    clock.now = 1029.0
     runs.submit("r", 5, [_sample(0)], explicit)
     assert runs.submit("r", 5, [_sample(0)], explicit).suspected_retry
     off = RetryCheck("fp-4", 0.0, 1030.0)
@@ -94,7 +111,8 @@ def test_old_sqlite_store_gets_the_new_table(tmp_path: Path) -> None:
         )
     store = SqliteStore(path)
     try:
-        runs = _service(store)
+        clock = Clock()
+        runs = _service(store, clock=clock)
         check = RetryCheck("fp", 10.0, 1.0)
         runs.submit_counted("r", [_sample(0, "x")], check)
         assert runs.submit_counted("r", [_sample(0, "x")], check).suspected_retry
