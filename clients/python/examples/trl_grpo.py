@@ -40,6 +40,7 @@ def main() -> None:
         reward_funcs=[reward],
         args=GRPOConfig(output_dir="grpo-out", num_generations=8, max_completion_length=1024),
         train_dataset=dataset,
+        callbacks=[reward.callback],  # finishes the last step when training ends
     )
     trainer.train()
 
