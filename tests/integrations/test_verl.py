@@ -193,6 +193,33 @@ def test_missing_step_source_is_a_clear_error(classifier_server: ServerProcess) 
         _drive("counting", classifier_server, client.run_id)
 
 
+def test_hook_through_verls_agent_loop(classifier_server: ServerProcess) -> None:
+    """VERL_USE_EXTERNAL_MODULES=sigreward_client.verl_hook, then verl's AgentLoopWorker runs
+    a training batch and a validation batch of step 3 (the step only in meta_info): the
+    reward function gets the step through the hook, validation goes to its own run."""
+    client = _run(classifier_server, "first_seen")  # no samples_per_step: the hook or nothing
+    validation = RewardClient(classifier_server.base_url, client.run_id + "-validation")
+    validation.configure(significance="classifier", reference="first_seen")
+    result = _drive(
+        "agent_loop",
+        classifier_server,
+        client.run_id,
+        DRIVER_STEP="3",
+        VERL_USE_EXTERNAL_MODULES="sigreward_client.verl_hook",
+    )
+    assert len(result["rewards"]) == 6 and len(result["validation_rewards"]) == 6
+    assert "sigreward_k" in result["extra_keys"] and len(result["k"]) == 6
+    assert [(h.step, h.samples) for h in client.finish_step(3).schedule.history] == [(3, 6)]
+    assert [(h.step, h.samples) for h in validation.finish_step(3).schedule.history] == [(3, 6)]
+    # The rewards are the server's: the same samples straight through the SDK.
+    twin = _direct(_run(classifier_server, "first_seen"), 3)
+    assert result["rewards"] == pytest.approx(twin.rewards, rel=1e-5)
+    # Without the hook the step never reaches the reward function.
+    bare = _run(classifier_server, "first_seen")
+    with pytest.raises(AssertionError, match="samples_per_step"):
+        _drive("agent_loop", classifier_server, bare.run_id, DRIVER_STEP="3")
+
+
 def test_global_steps_hook() -> None:
     class Dummy:
         base_url = "http://127.0.0.1:9"

@@ -22,8 +22,12 @@ from verl_cases import INDEX, PROMPTS, RESPONSES, TRUTHS  # noqa: E402  (next to
 
 
 def tokenizer() -> PreTrainedTokenizerFast:
+    return tokenizer_with(PROMPTS)
+
+
+def tokenizer_with(prompts: list[str]) -> PreTrainedTokenizerFast:
     words = ["<pad>", "</s>", "<unk>"]
-    for text in RESPONSES + PROMPTS:
+    for text in RESPONSES + prompts:
         for word in text.split():
             if word not in words:
                 words.append(word)
@@ -147,6 +151,106 @@ def case_counting() -> dict[str, Any]:
     return {"scores": scores}
 
 
+def case_agent_loop(step: int) -> dict[str, Any]:
+    """verl's own agent loop end to end: ``AgentLoopWorker.generate_sequences`` runs the
+    single-turn agent loop for each sample and, in it, the reward loop worker (verl's
+    ``RewardLoopWorker`` with its naive reward manager) that awaits ``compute_score_async``.
+    The step is only in ``batch.meta_info``: it reaches the reward function through the hook
+    that ``VERL_USE_EXTERNAL_MODULES=sigreward_client.verl_hook`` installs, or not at all.
+
+    Stand-ins for what needs GPUs or a cluster: the LLM server client answers each prompt with
+    a fixed response, and the reward worker is called in process instead of through Ray."""
+    import tempfile
+
+    import verl
+    from hydra import compose, initialize_config_dir
+    from transformers import GPT2Config
+    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+    from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
+    from verl.workers.rollout.replica import TokenOutput
+
+    n = len(PROMPTS)
+    # The LLM stand-in answers a prompt text with its response: make every prompt text unique
+    # (PROMPTS repeat: a prompt's rollouts).
+    prompts = [f"{p} ({i})" for i, p in enumerate(PROMPTS)]
+    answers = {prompts[i]: RESPONSES[i] for i in range(n)}
+    tok = tokenizer_with(prompts)
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
+    model_dir = tempfile.mkdtemp(prefix="verl-tiny-")
+    tok.save_pretrained(model_dir)
+    GPT2Config(
+        vocab_size=len(tok),
+        n_positions=128,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        architectures=["GPT2LMHeadModel"],
+    ).save_pretrained(model_dir)
+    config_dir = os.path.join(os.path.dirname(verl.__file__), "trainer", "config")
+    with initialize_config_dir(config_dir=config_dir, version_base=None):
+        config = compose(
+            config_name="ppo_trainer",
+            overrides=[
+                f"actor_rollout_ref.model.path={model_dir}",
+                "actor_rollout_ref.rollout.name=vllm",
+                "actor_rollout_ref.rollout.prompt_length=32",
+                "actor_rollout_ref.rollout.response_length=32",
+                "reward.custom_reward_function.path=pkg://sigreward_client.verl",
+                "reward.custom_reward_function.name=compute_score_async",
+            ],
+        )
+
+    class LLMServer:
+        async def generate(self, request_id: str, prompt_ids: list[int], **kwargs: Any) -> Any:
+            prompt = tok.decode(prompt_ids).strip()
+            response = tok(answers[prompt], add_special_tokens=False)["input_ids"]
+            return TokenOutput(token_ids=response + [tok.eos_token_id])
+
+    class RewardWorkerHandle:
+        """What AgentLoopWorker calls on a Ray actor handle: ``compute_score.remote(data)``."""
+
+        def __init__(self, worker: RewardLoopWorker) -> None:
+            class Method:
+                def remote(self, data: DataProto) -> Any:
+                    return worker.compute_score(data)
+
+            self.compute_score = Method()
+
+    def batch_for(validate: bool) -> DataProto:
+        return DataProto.from_dict(
+            non_tensors={
+                "raw_prompt": np.array(
+                    [[{"role": "user", "content": p}] for p in prompts], dtype=object
+                ),
+                "index": np.array(INDEX),
+                "data_source": np.array(["openai/gsm8k"] * n, dtype=object),
+                "reward_model": np.array(
+                    [{"ground_truth": t, "style": "rule"} for t in TRUTHS], dtype=object
+                ),
+                "extra_info": np.array([{"index": i} for i in INDEX], dtype=object),
+            },
+            meta_info={"global_steps": step, "validate": validate},
+        )
+
+    async def main() -> list[DataProto]:
+        reward_worker = RewardLoopWorker(config)  # binds the running loop, as in its actor
+        worker = AgentLoopWorker(
+            config, LLMServer(), reward_loop_worker_handles=[RewardWorkerHandle(reward_worker)]
+        )
+        return [
+            await worker.generate_sequences(batch_for(False)),
+            await worker.generate_sequences(batch_for(True)),
+        ]
+
+    train, validation = asyncio.run(main())
+    return {
+        "rewards": [float(x) for x in train.batch["rm_scores"].sum(-1)],
+        "validation_rewards": [float(x) for x in validation.batch["rm_scores"].sum(-1)],
+        "extra_keys": sorted(train.meta_info.get("reward_extra_keys", [])),
+        "k": [float(x) for x in train.non_tensor_batch["sigreward_k"]],
+    }
+
+
 def case_hook() -> dict[str, Any]:
     """install_global_steps_hook puts the trajectory's step into the kwargs' extra_info."""
     from sigreward_client.verl import install_global_steps_hook
@@ -213,6 +317,7 @@ def main() -> None:
     result = {
         "legacy": lambda: case_legacy(step),
         "reward_loop": lambda: case_reward_loop(step),
+        "agent_loop": lambda: case_agent_loop(step),
         "counting": case_counting,
         "hook": case_hook,
         "hook_env": case_hook_env,
