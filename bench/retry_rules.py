@@ -54,6 +54,7 @@ class Arrival:
     time: float
     fingerprint: str
     resent: bool
+    group: str  # step/prompt: a prompt's n samples of one step
 
 
 def simulate(args: argparse.Namespace, rng: random.Random) -> tuple[list[Arrival], int, int]:
@@ -78,14 +79,15 @@ def simulate(args: argparse.Namespace, rng: random.Random) -> tuple[list[Arrival
                 fingerprint = f"{step}/{prompt}/{text}"
                 start = group_start + rng.uniform(0.0, args.group_spread)
                 sent = start + length * TOKEN_S + rng.uniform(0.0, 0.01)
-                arrivals.append(Arrival(sent, fingerprint, False))
+                group = f"{step}/{prompt}"
+                arrivals.append(Arrival(sent, fingerprint, False, group))
                 last = max(last, sent + STORE_S)
                 if rng.random() < args.loss:
                     if rng.random() < 0.8:
                         again = sent + STORE_S + 1.0 + rng.uniform(0.0, 0.01)
                     else:
                         again = sent + 181.0
-                    arrivals.append(Arrival(again, fingerprint, True))
+                    arrivals.append(Arrival(again, fingerprint, True, group))
                     last = max(last, again + STORE_S)
         clock = last + TRAIN_S
     arrivals.sort(key=lambda a: a.time)
@@ -105,6 +107,21 @@ def apply_rule(arrivals: list[Arrival], window: float, min_gap: float) -> tuple[
             continue
         missed += arrival.resent
         stored[arrival.fingerprint] = arrival.time + STORE_S
+    return missed, false
+
+
+def apply_group_cap(arrivals: list[Arrival], n: int) -> tuple[int, int]:
+    """The rule a known group size allows (run option ``samples_per_prompt``): count at most
+    n samples per prompt and step; a resent copy that arrives before its group is complete is
+    counted and displaces the group's last legitimate sample instead."""
+    counts: dict[str, int] = {}
+    missed = false = 0
+    for arrival in arrivals:
+        if counts.get(arrival.group, 0) >= n:
+            false += not arrival.resent
+            continue
+        counts[arrival.group] = counts.get(arrival.group, 0) + 1
+        missed += arrival.resent
     return missed, false
 
 
@@ -128,11 +145,15 @@ def main() -> None:
         f"copies (collapse {args.collapse}, start spread {args.start_spread} s, group spread "
         f"{args.group_spread} s)"
     )
-    print("| window s | min gap s | resent counted twice | legit duplicates not counted |")
+    print("| rule | resent counted twice | legit samples not counted | boundary drift (samples) |")
     print("|---|---|---|---|")
     for window, min_gap in RULES:
         missed, false = apply_rule(arrivals, window, min_gap)
-        print(f"| {window:g} | {min_gap:g} | {missed} | {false} |")
+        print(
+            f"| window {window:g} s, min gap {min_gap:g} s | {missed} | {false} | {missed - false} |"
+        )
+    missed, false = apply_group_cap(arrivals, args.n)
+    print(f"| at most n={args.n} per prompt and step | {missed} | {false} | {missed - false} |")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ class RunConfigPatch(BaseModel):
     verifier: VerifierName | None = None
     # OpenRLHF endpoint: derive the step from a count of samples when the client sends none.
     samples_per_step: int | None = Field(default=None, ge=1)
+    # Samples per prompt and step (OpenRLHF's n_samples_per_prompt): a counted request whose
+    # prompts already have this many samples in the current step is a resent copy.
+    samples_per_prompt: int | None = Field(default=None, ge=1)
 
     @field_validator("reward_params")
     @classmethod
@@ -99,6 +102,7 @@ class RunConfig(BaseModel):
     k_max: float | None = None
     verifier: VerifierName = "math"
     samples_per_step: int | None = None
+    samples_per_prompt: int | None = None
 
     @classmethod
     def resolve(cls, patch: RunConfigPatch, model_loaded: bool) -> RunConfig:

@@ -496,9 +496,17 @@ class RunService:
                 raise SampleError(
                     None, "samples_per_step", "the run has no samples_per_step to derive steps"
                 )
-            replay = self._replay(tx, run_id, retry)
-            if replay is not None:
-                return replay
+            by_groups = config.samples_per_prompt is not None and all(
+                s.prompt_id is not None for s in samples
+            )
+            if by_groups:
+                full = self._full_group_step(tx, record, config, samples)
+                if full is not None:
+                    return self._resent_to_full_group(tx, record, full, samples, retry)
+            else:
+                replay = self._replay(tx, run_id, retry)
+                if replay is not None:
+                    return replay
             ids = [s.id for s in samples if s.id is not None]
             seen = tx.sample_steps(run_id, ids) if ids else {}
             if seen:
@@ -515,13 +523,84 @@ class RunService:
                 if record.finished_through is not None:
                     step = max(step, record.finished_through + 1)
             result = self._submit_locked(tx, record, step, samples)
+            if by_groups and not result.schedule_late():
+                self._add_to_groups(tx, run_id, step, samples)
             self._remember(tx, run_id, retry, result)
             return result
 
-    def _submit_locked(
-        self, tx: Transaction, record: RunRecord, step: int, samples: Sequence[SampleInput]
+    # groups of known size (run option samples_per_prompt) ---------------------------------
+    def _current_step(self, tx: Transaction, record: RunRecord, config: RunConfig) -> int:
+        assert config.samples_per_step is not None
+        step = tx.get_counter(record.run_id, SAMPLE_COUNTER) // config.samples_per_step
+        return max(step, record.max_step or 0)
+
+    def _full_group_step(
+        self, tx: Transaction, record: RunRecord, config: RunConfig, samples: Sequence[SampleInput]
+    ) -> int | None:
+        """The step of the request's prompt groups when every one of them already holds
+        samples_per_prompt samples counted in the current or the previous step (so this
+        request can only be a resent copy); None otherwise."""
+        assert config.samples_per_prompt is not None
+        prompts = [s.prompt_id for s in samples if s.prompt_id is not None]
+        groups = tx.get_prompt_groups(record.run_id, prompts)
+        current = self._current_step(tx, record, config)
+        steps = set()
+        for prompt_id in set(prompts):
+            group = groups.get(prompt_id)
+            if group is None or group[0] < current - 1 or group[1] < config.samples_per_prompt:
+                return None
+            steps.add(group[0])
+        return min(steps)
+
+    def _resent_to_full_group(
+        self,
+        tx: Transaction,
+        record: RunRecord,
+        step: int,
+        samples: Sequence[SampleInput],
+        retry: RetryCheck | None,
     ) -> SubmitResult:
-        """The body of ``submit`` inside a write transaction that holds the run's lock."""
+        """Answer a resent copy without moving the counter or the step's aggregates: from the
+        identical request's stored answer when there is one, else scored with its groups'
+        step's k (a real sample whose resent twin was counted in its place)."""
+        tx.add_to_counter(record.run_id, RETRY_COUNTER, 1)
+        if retry is not None and retry.window_s > 0:
+            seen = tx.get_fingerprint(record.run_id, retry.fingerprint)
+            if seen is not None:
+                return _submit_from_json(seen.result_json)
+        result = self._submit_locked(tx, record, step, samples, count=False)
+        result.suspected_retry = True
+        return result
+
+    def _add_to_groups(
+        self, tx: Transaction, run_id: str, step: int, samples: Sequence[SampleInput]
+    ) -> None:
+        added: dict[str, int] = {}
+        for sample in samples:
+            if sample.prompt_id is not None:
+                added[sample.prompt_id] = added.get(sample.prompt_id, 0) + 1
+        groups = tx.get_prompt_groups(run_id, list(added))
+        updated: dict[str, tuple[int, int]] = {}
+        for prompt_id, n in added.items():
+            group = groups.get(prompt_id)
+            # A group lives in the step it started in and the next (a prompt's samples may
+            # straddle one boundary); older ones are the same prompt in a later epoch.
+            if group is not None and group[0] >= step - 1:
+                updated[prompt_id] = (group[0], group[1] + n)
+            else:
+                updated[prompt_id] = (step, n)
+        tx.put_prompt_groups(run_id, updated)
+
+    def _submit_locked(
+        self,
+        tx: Transaction,
+        record: RunRecord,
+        step: int,
+        samples: Sequence[SampleInput],
+        count: bool = True,
+    ) -> SubmitResult:
+        """The body of ``submit`` inside a write transaction that holds the run's lock.
+        ``count`` False: score only (a resent copy), the step's aggregates stay as they are."""
         run_id = record.run_id
         config = RunConfig.model_validate_json(record.config_json)
         validate_samples(config, samples)
@@ -556,8 +635,10 @@ class RunService:
             final.append(result)
 
         if not late:
-            self._count(tx, run_id, step, state, counted)
-            record.max_step = step if record.max_step is None else max(record.max_step, step)
+            if count:
+                self._count(tx, run_id, step, state, counted)
+                record.max_step = step if record.max_step is None else max(record.max_step, step)
+            # Also without counting: earlier steps may just have been finished.
             tx.update_run(record)
         return SubmitResult(
             run_id=run_id,

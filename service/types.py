@@ -76,3 +76,6 @@ class SubmitResult:
     schedule: ScheduleView | None = None
     # Answered from a recent identical request (a resent request without sample ids).
     suspected_retry: bool = False
+
+    def schedule_late(self) -> bool:
+        return self.schedule is not None and self.schedule.late

@@ -21,7 +21,7 @@ router = APIRouter(tags=["rewards"])
 @router.post(
     "/v1/rewards",
     response_model=RewardsResponse,
-    responses=error_responses(400, 401, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 401, 404, 413, 415, 422, 429, 503),
     summary="Length rewards for a batch of samples of one step of a run",
 )
 async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:

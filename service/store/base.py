@@ -125,6 +125,16 @@ class Transaction(Protocol):
         ``prune_before`` (they can no longer match)."""
         ...
 
+    def get_prompt_groups(
+        self, run_id: str, prompt_ids: Sequence[str]
+    ) -> dict[str, tuple[int, int]]:
+        """(step, samples counted in it) of each given prompt that has a group."""
+        ...
+
+    def put_prompt_groups(self, run_id: str, groups: dict[str, tuple[int, int]]) -> None:
+        """Insert or replace the (step, samples) of each prompt's group."""
+        ...
+
     def get_references(self, run_id: str, prompt_ids: Sequence[str]) -> dict[str, Counts]: ...
 
     def put_references(self, run_id: str, step: int, references: dict[str, Counts]) -> None:

@@ -75,6 +75,15 @@ SCHEMA = [
         PRIMARY KEY (run_id, fingerprint)
     )""",
     "CREATE INDEX IF NOT EXISTS request_fingerprints_age ON request_fingerprints (run_id, seen_at)",
+    # Samples counted per prompt in the step it was last counted in (run option
+    # samples_per_prompt): a prompt whose group is full marks a resent request.
+    """CREATE TABLE IF NOT EXISTS prompt_groups (
+        run_id TEXT NOT NULL,
+        prompt_id TEXT NOT NULL,
+        step BIGINT NOT NULL,
+        samples BIGINT NOT NULL,
+        PRIMARY KEY (run_id, prompt_id)
+    )""",
 ]
 
 _STEP_COLUMNS = (
@@ -186,6 +195,7 @@ class SqlTransaction:
             "steps",
             "counters",
             "request_fingerprints",
+            "prompt_groups",
             "runs",
         ):
             self._exec(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
@@ -327,6 +337,28 @@ class SqlTransaction:
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, fingerprint) DO UPDATE SET "
             "step = excluded.step, result = excluded.result, seen_at = excluded.seen_at",
             (run_id, fingerprint, record.step, record.result_json, record.seen_at),
+        )
+
+    def get_prompt_groups(
+        self, run_id: str, prompt_ids: Sequence[str]
+    ) -> dict[str, tuple[int, int]]:
+        found: dict[str, tuple[int, int]] = {}
+        for chunk in iter_chunks(list(dict.fromkeys(prompt_ids))):
+            marks = ", ".join("?" * len(chunk))
+            rows = self._exec(
+                "SELECT prompt_id, step, samples FROM prompt_groups "
+                f"WHERE run_id = ? AND prompt_id IN ({marks})",
+                (run_id, *chunk),
+            ).fetchall()
+            found.update({row[0]: (int(row[1]), int(row[2])) for row in rows})
+        return found
+
+    def put_prompt_groups(self, run_id: str, groups: dict[str, tuple[int, int]]) -> None:
+        self._exec_many(
+            "INSERT INTO prompt_groups (run_id, prompt_id, step, samples) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (run_id, prompt_id) DO UPDATE SET step = excluded.step, "
+            "samples = excluded.samples",
+            [(run_id, prompt_id, step, n) for prompt_id, (step, n) in groups.items()],
         )
 
     def get_references(self, run_id: str, prompt_ids: Sequence[str]) -> dict[str, Counts]:

@@ -137,6 +137,25 @@ def test_a_resent_request_is_answered_not_counted(classifier_server: ServerProce
     assert "sigreward_suspected_retries_total" in metrics
 
 
+def test_known_group_size_catches_resent_copies_at_any_time(
+    classifier_server: ServerProcess,
+) -> None:
+    """samples_per_prompt = 1: a second request for a prompt whose group is full is a resent
+    copy, however soon or late it comes (no timing involved)."""
+    rid = run_id("orl-groups")
+    _create(classifier_server, rid, {}, samples_per_step=2, samples_per_prompt=1)
+    url = f"/get_reward?run_id={rid}"
+    first = classifier_server.request("POST", url, _body(1))[1]
+    again = classifier_server.request("POST", url, _body(1))[1]  # at once: no time rule
+    assert again["extra_logs"]["sigreward_suspected_retry"] == [1.0]
+    assert again["rewards"] == first["rewards"]
+    steps = [classifier_server.request("POST", url, _body(i))[1] for i in (2, 3)]
+    assert [a["extra_logs"]["sigreward_step"] for a in steps] == [[0.0], [1.0]]
+    status, run = classifier_server.request("GET", f"/v1/runs/{rid}")
+    assert run["suspected_retries"] == 1 and run["counted_samples"] == 3
+    assert run["config"]["samples_per_prompt"] == 1
+
+
 def test_window_zero_turns_the_check_off(server_factory: ServerFactory, tiny_model: Path) -> None:
     server = server_factory(
         args=["--model", str(tiny_model), "--device", "cpu", "--retry-window", "0"]

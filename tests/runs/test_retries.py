@@ -121,3 +121,47 @@ def test_old_sqlite_store_gets_the_new_table(tmp_path: Path) -> None:
     with sqlite3.connect(path) as connection:
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert {"request_fingerprints", "samples_by_id", "request_fingerprints_age"} <= names
+
+
+def _prompt_sample(prompt_id: str, correct: bool = True) -> SampleInput:
+    return dataclasses.replace(_sample(0), prompt_id=prompt_id, correct=correct)
+
+
+def test_known_group_size_keeps_boundaries_exact(store: Store) -> None:
+    """samples_per_prompt = 2, samples_per_step = 4 (prompts a, b per step): a resent copy
+    never moves the counter, whenever it arrives, and identical responses are counted."""
+    runs = RunService(store, model_loaded=False, clock=Clock())
+    runs.put_run(
+        "r", RunConfigPatch(significance="values", samples_per_step=4, samples_per_prompt=2)
+    )
+    far = RetryCheck("unused", window_s=0.0, now=0.0)  # no time rule at all
+    steps = [runs.submit_counted("r", [_prompt_sample("a")], far).step for _ in range(2)]
+    # a's group is full: a third "a" is a resent copy (its answer was lost).
+    resent = runs.submit_counted("r", [_prompt_sample("a")], far)
+    assert resent.suspected_retry and resent.step == 0
+    # A copy resent before its group is complete is counted and the group's last real
+    # sample takes its place: still 2 samples of b.
+    steps += [runs.submit_counted("r", [_prompt_sample("b")], far).step for _ in range(2)]
+    late_twin = runs.submit_counted("r", [_prompt_sample("b")], far)
+    assert late_twin.suspected_retry
+    # Step 1: new prompts; then prompt a again two steps later is a new epoch, not a copy.
+    steps += [runs.submit_counted("r", [_prompt_sample(p)], far).step for p in "ccdd"]
+    steps += [runs.submit_counted("r", [_prompt_sample(p)], far).step for p in "eeaa"]
+    assert steps == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    view = runs.finish("r", 2)
+    assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 4), (1, 4), (2, 4)]
+    assert view.suspected_retries == 2 and view.counted_samples == 12
+
+
+def test_known_group_size_replays_the_identical_answer(store: Store) -> None:
+    clock = Clock()
+    runs = RunService(store, model_loaded=False, clock=clock)
+    runs.put_run(
+        "r", RunConfigPatch(significance="values", samples_per_step=2, samples_per_prompt=2)
+    )
+    first = runs.submit_counted("r", [_prompt_sample("a")], RetryCheck("fp-a1", 10.0, 0.0))
+    runs.submit_counted("r", [_prompt_sample("a", correct=False)], RetryCheck("fp-a2", 10.0, 0.0))
+    again = runs.submit_counted("r", [_prompt_sample("a")], RetryCheck("fp-a1", 10.0, 500.0))
+    assert again.suspected_retry and all(s.duplicate for s in again.samples)
+    assert [s.reward for s in again.samples] == [s.reward for s in first.samples]
+    assert runs.submit_counted("r", [_prompt_sample("b")], RetryCheck("fp-b", 10.0, 0.0)).step == 1
