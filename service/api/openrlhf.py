@@ -12,6 +12,10 @@ moves inside the submit transaction (``RunService.submit_counted``), so concurre
 a step boundary land exactly, survive restarts and are shared by replicas; ``extra_logs`` says
 when the step was derived.
 ``?extra_logs=false`` leaves ``extra_logs`` out (some OpenRLHF 0.8 consumers fail on it).
+``?key=`` carries the API key (OpenRLHF cannot send headers; see service/api/url_key.py). The
+run must exist (404 with what to do otherwise). A resent request (OpenRLHF resends a body whose
+answer it lost) is answered from the first and not counted: ``RetryCheck`` and the run option
+``samples_per_prompt`` (service/runs.py, docs/integrations.md).
 
 Correctness comes from the run's verifier (math-verify) against the labels.
 """

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # OpenRLHF with sigreward as the remote reward model (OpenRLHF 0.8 and 0.11 tested).
 # OpenRLHF cannot send a step, so the server derives it from the run's samples_per_step
-# (rollout_batch_size * n_samples_per_prompt), counted in its store; or put &step=N in the URL
+# (rollout_batch_size * n_samples_per_prompt), counted in its store (samples_per_prompt lets it
+# recognise OpenRLHF's resent requests exactly); or put &step=N in the URL
 # when you drive steps yourself. Each 0.11 rollout sends its own request, so group references
 # cannot see a whole group: use "first_seen".
 # A server started with --api-key: OpenRLHF cannot send headers, so the key goes in the URL
@@ -21,7 +22,7 @@ N_SAMPLES=8
 
 curl -sf -X PUT "$URL/v1/runs/$RUN" "${AUTH[@]}" -H 'Content-Type: application/json' \
   -d "{\"significance\": \"classifier\", \"reference\": \"first_seen\", \
-       \"samples_per_step\": $((ROLLOUT_BATCH * N_SAMPLES))}"
+       \"samples_per_step\": $((ROLLOUT_BATCH * N_SAMPLES)), \"samples_per_prompt\": $N_SAMPLES}"
 
 # OpenRLHF 0.8.x consumers that choke on extra_logs: append &extra_logs=false to the URL.
 python -m openrlhf.cli.train_ppo_ray \
