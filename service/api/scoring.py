@@ -171,17 +171,7 @@ async def _count(
 async def check_counted_run(state: ServiceState, run_id: str) -> None:
     """A request without a step needs an existing run with ``samples_per_step``."""
     assert state.runs is not None
-    try:
-        config: RunConfig = await in_thread(state.runs.get_config, run_id)
-    except ApiError as exc:
-        if exc.status_code != 404:
-            raise
-        raise ApiError(
-            404,
-            f"run {run_id!r} does not exist: create the run with PUT /v1/runs/{run_id} "
-            "(with samples_per_step) before sending requests without a step",
-            param="run_id",
-        ) from exc
+    config: RunConfig = await in_thread(state.runs.effective_config, run_id)
     if config.samples_per_step is None:
         raise ApiError(
             422,

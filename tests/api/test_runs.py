@@ -55,7 +55,7 @@ def test_put_without_body_and_get(values_server: ServerProcess) -> None:
     assert status == 201, created
     status, got = values_server.request("GET", f"/v1/runs/{rid}")
     assert status == 200
-    assert set(got) == {"run_id", "config", "schedule"}
+    assert set(got) == {"run_id", "config", "schedule", "counted_samples", "suspected_retries"}
     for key in ("k", "dynamic", "low_slope_count", "last_finished_step", "history"):
         assert key in got["schedule"]
     assert got["config"]["reference"] == "given" and got["config"]["reward"] == "significance"
@@ -168,7 +168,13 @@ def test_finish_endpoint_and_late_requests(values_server: ServerProcess) -> None
     assert entry["score"] == 1.0 and entry["samples"] == 2 and "k_after" in entry
     status, finished = values_server.request("POST", f"/v1/runs/{rid}/steps/1/finish")
     assert status == 200
-    assert set(finished) == {"run_id", "config", "schedule"}
+    assert set(finished) == {
+        "run_id",
+        "config",
+        "schedule",
+        "counted_samples",
+        "suspected_retries",
+    }
     assert [h["step"] for h in finished["schedule"]["history"]] == [0, 1]
     assert finished["schedule"]["history"][1]["score"] == 0.0
     assert finished["schedule"]["last_finished_step"] == 1

@@ -178,7 +178,8 @@ def test_step_less_v1_rewards_are_counted_by_the_server(values_server: ServerPro
     status, answer = values_server.request(
         "POST", "/v1/rewards", {"run_id": rid, "samples": [sample]}
     )
-    assert status == 404 and "PUT /v1/runs/" in answer["error"]["message"]
+    assert status == 422 and answer["error"]["param"] == "step"
+    assert f"PUT /v1/runs/{rid}" in answer["error"]["message"]
     values_server.request("PUT", f"/v1/runs/{rid}", {"significance": "values"})
     status, answer = values_server.request(
         "POST", "/v1/rewards", {"run_id": rid, "samples": [sample]}

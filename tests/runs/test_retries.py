@@ -120,7 +120,12 @@ def test_old_sqlite_store_gets_the_new_table(tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(path) as connection:
         names = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    assert {"request_fingerprints", "samples_by_id", "request_fingerprints_age"} <= names
+    assert {
+        "request_fingerprints",
+        "prompt_groups",
+        "samples_by_id",
+        "request_fingerprints_age",
+    } <= names
 
 
 def _prompt_sample(prompt_id: str, correct: bool = True) -> SampleInput:
@@ -165,3 +170,43 @@ def test_known_group_size_replays_the_identical_answer(store: Store) -> None:
     assert again.suspected_retry and all(s.duplicate for s in again.samples)
     assert [s.reward for s in again.samples] == [s.reward for s in first.samples]
     assert runs.submit_counted("r", [_prompt_sample("b")], RetryCheck("fp-b", 10.0, 0.0)).step == 1
+
+
+def test_old_postgres_schema_gets_the_new_tables(pg_schema_url: str) -> None:
+    import psycopg
+
+    from service.store import PostgresStore
+
+    with psycopg.connect(pg_schema_url, autocommit=True) as connection:
+        # The tables as the first release created them (runs and samples suffice here).
+        connection.execute(
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, config TEXT NOT NULL, "
+            "schedule TEXT NOT NULL, max_step BIGINT, finished_through BIGINT)"
+        )
+        connection.execute(
+            "CREATE TABLE samples (run_id TEXT NOT NULL, step BIGINT NOT NULL, "
+            "sample_id TEXT NOT NULL, result TEXT NOT NULL, PRIMARY KEY (run_id, step, sample_id))"
+        )
+    store = PostgresStore(pg_schema_url)
+    try:
+        runs = _service(store)
+        check = RetryCheck("fp", 10.0, 1.0)
+        runs.submit_counted("r", [_sample(0, "x")], check)
+        assert runs.submit_counted("r", [_sample(0, "x")], check).suspected_retry
+    finally:
+        store.close()
+    with psycopg.connect(pg_schema_url, autocommit=True) as connection:
+        tables = {
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+            )
+        }
+        indexes = {
+            row[0]
+            for row in connection.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            )
+        }
+    assert {"request_fingerprints", "prompt_groups"} <= tables
+    assert {"samples_by_id", "request_fingerprints_age"} <= indexes
