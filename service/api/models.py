@@ -227,6 +227,10 @@ class UnitDetailOut(BaseModel):
     values: list[float] = Field(description="normalised values in [0, 1]")
     significant: int
     insignificant: int
+    chunk_units: list[int] = Field(
+        description="units per min-max segment, in order: one per LLMLingua-2 chunk "
+        "(classifier), one for the whole response (values)"
+    )
 
 
 class SignificanceResponse(BaseModel):
