@@ -1,6 +1,6 @@
 """LLMLingua-2 chunks of one text, and the tokens the model sees for each chunk.
 
-Chunk rule (the published ``llmlingua`` 0.2.2 code, docs/method-notes.md): with st = 0, while
+Chunk rule (the published ``llmlingua`` 0.2.2 code, docs/method.md): with st = 0, while
 more than 510 tokens remain, the window end is ed = st + 510 and the chunk ends at the *last*
 token in st+1..ed whose text is literally "." or "\\n" (ed itself when there is none); the chunk
 is st..ed *inclusive*, so it holds up to 511 tokens, and the next starts at ed + 1. At most 510

@@ -6,7 +6,7 @@ are one contiguous run of the flat score vector and every offsets array is a pla
 Words (the published LLMLingua-2 rule): over the tokens the model saw, a special token (CLS,
 SEP, PAD, UNK, MASK, ...) is skipped; a word-start token opens a word; any other token joins
 the current word, across skipped special tokens too. A chunk whose first word token is not a
-word start opens a word with it (the published code crashes there; docs/method-notes.md).
+word start opens a word with it (the published code crashes there; docs/method.md).
 """
 
 from __future__ import annotations
