@@ -134,7 +134,8 @@ class RunConfig(BaseModel):
         """Names of fields present in ``patch`` whose values differ from this configuration."""
         given: dict[str, Any] = patch.model_dump(exclude_unset=True)
         stored = self.model_dump()
-        if "reward_params" in given and self.reward != "significance":
+        same_reward = given.get("reward", self.reward) == self.reward
+        if "reward_params" in given and self.reward != "significance" and same_reward:
             # The stored params were resolved with the published defaults filled in; a patch
             # that names no reward is checked against the stored one.
             defaults = {k: v for k, v in BASELINE_PARAMS[self.reward].items() if v is not None}
