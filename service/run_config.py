@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -48,6 +50,8 @@ REWARD_PARAMS_DESCRIPTION = (
     "of [step, limit] pairs; published defaults fill the names left out"
 )
 
+PARAMS_SCHEMA = TypeAdapter(dict[str, ParamValue]).json_schema()
+
 
 class RunConfigPatch(BaseModel):
     """The body of PUT /v1/runs/{run_id}: any subset of the fields, validated."""
@@ -58,8 +62,9 @@ class RunConfigPatch(BaseModel):
     significance: SignificanceMode | None = None
     reference: ReferenceMode | None = None
     reward: RewardName | None = None
-    # Checked per reward by validate_reward_params, which names the bad entry.
-    reward_params: dict[str, Any] | None = Field(
+    # Checked per reward by validate_reward_params, which names the bad entry; the schema
+    # shows the values it accepts.
+    reward_params: Annotated[dict[str, Any], WithJsonSchema(PARAMS_SCHEMA)] | None = Field(
         default=None, description=REWARD_PARAMS_DESCRIPTION
     )
     lambda_c: float | None = Field(default=None, ge=0, allow_inf_nan=False)

@@ -9,6 +9,7 @@ request. ``params`` are already validated and complete (service/reward/params.py
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -80,8 +81,7 @@ def laser(
     return [s.score + (alpha if s.correct and s.num_tokens <= target else 0.0) for s in samples]
 
 
-# LASER-D's difficulty buckets by group accuracy, and the share of a group's K samples each
-# bucket's accuracy bound guarantees (hard: one sample).
+# LASER-D's difficulty buckets, by the accuracy of a prompt's group.
 EASY, MEDIUM, HARD = "easy", "medium", "hard"
 
 
@@ -131,9 +131,10 @@ def laser_d_targets(
     targets: dict[str, float] = {}
     for bucket, bucket_lengths in lengths.items():
         targets[bucket] = fallback
-        n = len(bucket_lengths)
+        ordered = sorted(bucket_lengths)
+        n = len(ordered)
         for candidate in candidates:
-            covered = sum(1 for x in bucket_lengths if x <= candidate)
+            covered = bisect_right(ordered, candidate)
             # covered / n * C, floored, compared in integers: no rounding at the boundary.
             if n and (covered * guaranteed_correct(bucket, k)) // n >= wanted:
                 targets[bucket] = candidate
