@@ -214,7 +214,8 @@ class RunService:
     def put_run(self, run_id: str, patch: RunConfigPatch) -> tuple[RunConfig, bool]:
         """Create the run (True) or confirm it (False); ``RunConflict`` when fields differ.
 
-        ``ValueError`` when the patch cannot be resolved (a baseline's required parameter).
+        ``ValueError`` when the patch cannot be resolved; ``RewardParamError`` (a ValueError
+        with ``param``) when a reward parameter is missing or bad.
         """
         with self.store.write() as tx:
             stored = tx.lock_run(run_id)
