@@ -173,6 +173,6 @@ def thinkprune(
     samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
 ) -> list[float]:
     """ThinkPrune (arXiv 2504.01296): a response longer than the step's token limit is cut
-    there, its answer lost: reward 0; otherwise c."""
-    limit = limit_at(params["schedule"], step)
-    return [s.score if s.num_tokens <= limit else 0.0 for s in samples]
+    there, its answer lost: reward ``exceed`` (the paper's 0); otherwise c."""
+    limit, exceed = limit_at(params["schedule"], step), float(params["exceed"])
+    return [s.score if s.num_tokens <= limit else exceed for s in samples]

@@ -82,7 +82,7 @@ REWARD_PARAMS: dict[str, dict[str, ParamSpec]] = {
         "target_step": _positive(1024.0),
         "expected_correct": ParamSpec("integer", 1, 1.0),
     },
-    "thinkprune": {"schedule": ParamSpec("schedule", None)},
+    "thinkprune": {"schedule": ParamSpec("schedule", None), "exceed": _number(0.0)},
 }
 
 # Published defaults per reward (None = required), the shape the rest of the service reads.

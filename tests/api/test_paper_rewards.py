@@ -115,7 +115,7 @@ def test_thinkprune_limit_follows_the_step(values_server: ServerProcess) -> None
         values_server, rid, {"reward": "thinkprune", "reward_params": {"schedule": schedule}}
     )
     assert status == 201, run
-    assert run["config"]["reward_params"] == {"schedule": schedule}
+    assert run["config"]["reward_params"] == {"schedule": schedule, "exceed": 0.0}
     lengths = [(3500, True, "a"), (2000, True, "a"), (2001, True, "a"), (10, False, "a")]
     expected = {
         50: [1.0, 1.0, 1.0, 0.0],  # limit 4000

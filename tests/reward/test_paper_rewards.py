@@ -170,3 +170,6 @@ def test_thinkprune_rewards_zero_past_the_step_limit() -> None:
     assert baseline_rewards("thinkprune", samples, params, step=150) == [0.0, 1.0, 1.0, 0.0]
     # at step 200 the limit is 2000: 2000 is kept, 2001 is cut
     assert baseline_rewards("thinkprune", samples, params, step=200) == [0.0, 1.0, 0.0, 0.0]
+    # exceed replaces the paper's 0 for a cut response, e.g. to match a client's wrong score
+    params = {"schedule": SCHEDULE, "exceed": -0.5}
+    assert baseline_rewards("thinkprune", samples, params, step=200) == [-0.5, 1.0, -0.5, 0.0]

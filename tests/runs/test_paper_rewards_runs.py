@@ -28,7 +28,7 @@ def test_thinkprune_schedule_round_trips_and_late_requests_use_their_step(
     schedule = [[0, 4000], [100, 3000]]
     runs.put_run("tp", RunConfigPatch(reward="thinkprune", reward_params={"schedule": schedule}))
     stored = runs.get_config("tp").reward_params
-    assert stored == {"schedule": [[0, 4000.0], [100, 3000.0]]}
+    assert stored == {"schedule": [[0, 4000.0], [100, 3000.0]], "exceed": 0.0}
     assert isinstance(stored["schedule"][1][0], int)  # type: ignore[index]
     assert isinstance(stored["schedule"][1][1], float)  # type: ignore[index]
     samples = tokens(3500, 2500)
