@@ -12,7 +12,7 @@ from service.api.errors import ApiError
 from service.api.state import ServiceState
 from service.batching import BatcherClosed, JobTooLarge, QueueFull
 from service.run_config import RUN_ID_PATTERN
-from service.runs import RunConflict, RunNotFound, SampleError
+from service.runs import RunConflict, RunNotFound, SampleError, StepTooFar
 
 T = TypeVar("T")
 
@@ -56,6 +56,8 @@ def domain_error(exc: Exception) -> Exception:
         return ApiError(404, str(exc), param="run_id")
     if isinstance(exc, RunConflict):
         return ApiError(409, str(exc), param=exc.fields[0] if exc.fields else None)
+    if isinstance(exc, StepTooFar):
+        return ApiError(422, str(exc), param=exc.param)
     if isinstance(exc, SampleError):
         return ApiError(422, str(exc), param=exc.param)
     if isinstance(exc, QueueFull):

@@ -27,6 +27,7 @@ class ServiceState:
     in_flight: int = 0
     started_at: float = field(default_factory=time.time)
     warmup_task: asyncio.Task[None] | None = None
+    body_budget: Any = None  # service.api.bodies.BodyBudget, set by the middleware
 
     @property
     def model_loaded(self) -> bool:
