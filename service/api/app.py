@@ -99,6 +99,7 @@ def _lifespan(state: ServiceState) -> Any:
                 state.warmup_task.cancel()
             if state.batcher is not None:
                 await state.batcher.stop()
+            state.json_parser.close()
             await asyncio.to_thread(_shutdown_verifier)
             await asyncio.to_thread(state.store.close)
 

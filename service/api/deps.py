@@ -10,7 +10,7 @@ from fastapi import Path, Request
 
 from service.api.errors import ApiError
 from service.api.state import ServiceState
-from service.batching import BatcherClosed, JobTooLarge, QueueFull
+from service.batching import BatcherClosed, ClientGone, JobTooLarge, QueueFull
 from service.run_config import RUN_ID_PATTERN
 from service.runs import RunConflict, RunNotFound, SampleError, StepTooFar
 from service.store import StoreUnavailable
@@ -84,6 +84,9 @@ def domain_error(exc: Exception) -> Exception:
         )
     if isinstance(exc, JobTooLarge):
         return ApiError(413, str(exc), param="samples")
+    if isinstance(exc, ClientGone):
+        # Nobody reads this answer; 499 (as nginx logs it) keeps it apart in metrics and logs.
+        return ApiError(499, str(exc), type="client_closed_request")
     if isinstance(exc, BatcherClosed):
         return ApiError(503, str(exc), headers={"Connection": "close"})
     return exc

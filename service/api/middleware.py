@@ -22,8 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.bodies import BodyBudget, BodyReader
 from service.api.early import EarlyResponse
 from service.api.errors import ERROR_TYPES, envelope
-from service.api.jsonbody import parse_body
+from service.api.jsonbody import UNPARSED, inspect_body
 from service.api.state import ServiceState
+from service.batching import CLIENT_GONE
 
 access_log = logging.getLogger("sigreward.access")
 error_log = logging.getLogger("sigreward.api")
@@ -47,6 +48,15 @@ _MAX_REQUEST_ID = 128
 _MAX_ERROR_BODY = 65536
 UNMATCHED = "unmatched"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Future[None]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not gone.done():
+                gone.set_result(None)
+            return
 
 
 def is_json_content_type(value: bytes | None) -> bool:
@@ -242,6 +252,12 @@ class ServiceMiddleware:
             self._record(scope, method, path, status, started, request_id, request_state)
             self.body_budget.release(request_state.pop("body_reserved", 0))
             request_state.pop("json_body", None)
+            watcher = request_state.pop("disconnect_watcher", None)
+            if watcher is not None:
+                watcher.cancel()
+            token = request_state.pop("client_gone_token", None)
+            if token is not None:
+                CLIENT_GONE.reset(token)
 
     async def _buffer_body(
         self, headers: dict[bytes, bytes], receive: Receive, request_state: dict[str, Any]
@@ -265,12 +281,23 @@ class ServiceMiddleware:
             request_state["body_reserved"] = reader.reserved
         body = first.get("body", b"") if first["type"] == "http.request" else b""
         if body and is_json_content_type(headers.get(b"content-type")):
-            document, problem = await asyncio.to_thread(parse_body, body)
+            document, problem = await self.state.json_parser.run(inspect_body, body)
             if problem is not None:
                 raise EarlyResponse(
                     problem.status, problem.message, problem.param, type=problem.type
                 )
-            request_state["json_body"] = document
+            if document is not UNPARSED:
+                request_state["json_body"] = document
+        # One task reads the connection from now on and resolves CLIENT_GONE when the client
+        # disconnects (the batcher drops its queued work); the app sees the same disconnect.
+        gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if first["type"] != "http.request":
+            gone.set_result(None)
+        else:
+            request_state["disconnect_watcher"] = asyncio.create_task(
+                _watch_disconnect(receive, gone)
+            )
+        request_state["client_gone_token"] = CLIENT_GONE.set(gone)
         replayed = False
 
         async def replay() -> Message:
@@ -278,7 +305,8 @@ class ServiceMiddleware:
             if not replayed:
                 replayed = True
                 return first
-            return await receive()
+            await asyncio.shield(gone)
+            return {"type": "http.disconnect"}
 
         return replay, bool(body)
 
