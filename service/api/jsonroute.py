@@ -65,7 +65,8 @@ class ParsedJsonRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             if adapter is not None:
                 parser = request.app.state.service.json_parser
-                document = request.scope.get("state", {}).get("json_body", _MISSING)
+                # Popped: the document is garbage once validated (memory budget).
+                document = request.scope.get("state", {}).pop("json_body", _MISSING)
                 if document is not _MISSING:
                     request._json = await parser.run(validate_document, document)
                 elif is_json_content_type(request.headers.get("content-type", "").encode()):

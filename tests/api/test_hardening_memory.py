@@ -10,8 +10,8 @@ from tests.support.server import ServerFactory
 
 MIB = 1024 * 1024
 BUDGET = 8 * MIB
-# docs/operations.md: at most about 17 bytes of memory per byte of body in flight (a list of
-# one-digit numbers, the worst case); 20 leaves room for the allocator.
+# docs/operations.md: at most 20 bytes of memory per byte of body in flight (a list of
+# one-digit numbers, the worst case).
 BYTES_PER_BODY_BYTE = 20
 # Far above a probe's usual answer on a shared machine, far below the tens of seconds a
 # blocked event loop took before.
