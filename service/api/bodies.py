@@ -71,6 +71,8 @@ def _busy(budget: BodyBudget) -> EarlyResponse:
         f"the server holds its limit of {budget.limit} bytes of request bodies in flight; "
         "retry shortly",
         type="server_busy",
+        # The body was not read: the connection cannot carry another request.
+        connection="close",
         **{"retry-after": str(max(1, math.ceil(budget.wait_s)))},
     )
 

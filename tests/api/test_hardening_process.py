@@ -144,3 +144,39 @@ def test_open_connections_are_bounded(server_factory: ServerFactory) -> None:
             sock.close()
     time.sleep(0.2)
     assert server.request("GET", "/livez")[0] == 200
+
+
+# -- item 2: the in-flight body budget ----------------------------------------------------------
+def test_bodies_beyond_the_in_flight_budget_wait_then_get_429(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(
+        args=["--max-inflight-body-bytes", "1000000", "--body-wait", "0.5", "--body-timeout", "30"]
+    )
+    # One client declares a 900 kB body and stalls after a few bytes: it holds the budget.
+    holder = socket.create_connection(("127.0.0.1", server.port))
+    holder.sendall(
+        b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 900000\r\n\r\n{"
+    )
+    try:
+        time.sleep(0.3)
+        body = json.dumps(
+            {"run_id": run_id(), "step": 0, "samples": [{"response": "x" * 400_000}]}
+        ).encode()
+        status, headers, error = server.request_full(
+            "POST", "/v1/rewards", body, headers={"Content-Type": "application/json"}
+        )
+        assert status == 429, error
+        assert_envelope(error, param=None, contains="in flight")
+        assert error["error"]["type"] == "server_busy"
+        assert int(headers["retry-after"]) >= 1
+        # Small requests still fit next to the held body; probes need no budget at all.
+        assert server.request("GET", "/livez")[0] == 200
+    finally:
+        holder.close()
+    time.sleep(0.3)
+    status, _ = server.request(
+        "POST", "/v1/rewards", body, headers={"Content-Type": "application/json"}
+    )
+    assert status == 413  # the budget is free again: the body is read (and is too long)
