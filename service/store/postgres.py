@@ -127,8 +127,9 @@ class PostgresStore:
         connection.close()
 
     def ping(self) -> None:
-        with self._connection(validate=True) as connection:
-            connection.execute("SELECT 1")
+        # A new connection proves the server answers; a pooled one is checked with SELECT 1.
+        with self._connection(validate=True):
+            pass
 
     @contextmanager
     def _transaction(self) -> Iterator[PostgresTransaction]:
