@@ -247,6 +247,10 @@ class Limits(BaseModel):
     max_batch_tokens: int
     max_queue_tokens: int
     drain_timeout_s: float
+    max_inflight_body_bytes: int
+    body_timeout_s: float
+    header_timeout_s: float
+    max_connections: int
 
 
 class InfoResponse(BaseModel):

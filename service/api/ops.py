@@ -101,5 +101,9 @@ async def info(request: Request) -> InfoResponse:
             max_batch_tokens=settings.max_batch_tokens,
             max_queue_tokens=settings.max_queue_tokens,
             drain_timeout_s=settings.drain_timeout_s,
+            max_inflight_body_bytes=settings.max_inflight_body_bytes,
+            body_timeout_s=settings.body_timeout_s,
+            header_timeout_s=settings.header_timeout_s,
+            max_connections=settings.max_connections,
         ),
     )

@@ -104,6 +104,8 @@ def _closed_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
 
 def test_slow_and_idle_connections_are_closed(server_factory: ServerFactory) -> None:
     server = server_factory(args=["--header-timeout", "1", "--body-timeout", "1"])
+    limits = server.request("GET", "/v1/info")[1]["limits"]
+    assert (limits["header_timeout_s"], limits["body_timeout_s"]) == (1.0, 1.0)
     idle = socket.create_connection(("127.0.0.1", server.port))
     partial_headers = socket.create_connection(("127.0.0.1", server.port))
     partial_headers.sendall(b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\n")
