@@ -1,8 +1,12 @@
 """One pure-ASGI middleware for what every request shares, in this order: request id, bearer
-auth (401), readiness / draining gate (503), body size limit (413, refused from Content-Length
-before the body is read, or as soon as the streamed bytes pass the limit), JSON content type of
-bodies sent to a route (415), in-flight count for draining, timing headers, metrics (labelled
-with the matched route's template), one JSON access-log line, and a last-resort 500 envelope."""
+auth (401; /metrics included unless metrics_open), readiness / draining gate (503), the body
+read within its limits (``service.api.bodies``: 413 from Content-Length or as soon as the
+streamed bytes pass the limit, the in-flight body budget with 429, 408 on a stalled body), the
+JSON check in the parse thread (``service.api.jsonbody``: 400 invalid_json, 422 for NaN or a
+lone surrogate), JSON content type of bodies sent to a route (415), a disconnect watcher that
+lets the batcher drop work of clients that left, in-flight count for draining, timing headers,
+metrics (labelled with the matched route's template), one JSON access-log line, a 503 envelope
+for requests cut by the drain timeout, and a last-resort 500 envelope."""
 
 from __future__ import annotations
 
