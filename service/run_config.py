@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from service.reward.baselines import BASELINE_PARAMS
+from service.bounds import DEFAULT_MAX_STEP_JUMP, MAX_LAMBDA, MAX_OPTION, MAX_STEP
+from service.reward.params import BASELINE_PARAMS, ParamValue, validate_reward_params
 
 SignificanceMode = Literal["classifier", "values"]
 ReferenceMode = Literal["given", "first_seen", "group"]
 RewardName = Literal[
-    "significance", "kimi", "cosine", "dapo", "l1_exact", "l1_max", "arora_zanette", "truncation"
+    "significance",
+    "kimi",
+    "cosine",
+    "dapo",
+    "l1_exact",
+    "l1_max",
+    "arora_zanette",
+    "truncation",
+    "shorter_better",
+    "grpo_lead",
+    "alp",
+    "laser",
+    "laser_d",
+    "thinkprune",
 ]
 VerifierName = Literal["math"]
 
@@ -30,6 +46,12 @@ NO_PARAMS_MESSAGE = (
     'only a baseline reward takes parameters; reward "significance" is configured with '
     "lambda_c, lambda_w_n and lambda_w_e (or name a baseline in reward)"
 )
+REWARD_PARAMS_DESCRIPTION = (
+    "a baseline's parameters by name: numbers, integers, or (thinkprune's schedule) a list "
+    "of [step, limit] pairs; published defaults fill the names left out"
+)
+
+PARAMS_SCHEMA = TypeAdapter(dict[str, ParamValue]).json_schema()
 
 
 class RunConfigPatch(BaseModel):
@@ -41,15 +63,22 @@ class RunConfigPatch(BaseModel):
     significance: SignificanceMode | None = None
     reference: ReferenceMode | None = None
     reward: RewardName | None = None
-    reward_params: dict[str, float] | None = None
-    lambda_c: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    lambda_w_n: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    lambda_w_e: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # Checked per reward by validate_reward_params, which names the bad entry; the schema
+    # shows the values it accepts.
+    reward_params: Annotated[dict[str, Any], WithJsonSchema(PARAMS_SCHEMA)] | None = Field(
+        default=None, description=REWARD_PARAMS_DESCRIPTION
+    )
+    # Bounded so that k, the rewards and a step's sums stay finite (service/bounds.py).
+    lambda_c: float | None = Field(default=None, ge=0, le=MAX_LAMBDA, allow_inf_nan=False)
+    lambda_w_n: float | None = Field(default=None, ge=0, le=MAX_LAMBDA, allow_inf_nan=False)
+    lambda_w_e: float | None = Field(default=None, ge=0, le=MAX_LAMBDA, allow_inf_nan=False)
     significance_threshold: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
     slope_start_step: int | None = Field(default=None, ge=0)
     slope_period: int | None = Field(default=None, ge=1)
-    slope_threshold: float | None = Field(default=None, allow_inf_nan=False)
-    k_max: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    slope_threshold: float | None = Field(
+        default=None, ge=-MAX_OPTION, le=MAX_OPTION, allow_inf_nan=False
+    )
+    k_max: float | None = Field(default=None, gt=0, le=MAX_OPTION, allow_inf_nan=False)
     # Outcome verification for samples that carry `label` instead of `correct`.
     verifier: VerifierName | None = None
     # OpenRLHF endpoint: derive the step from a count of samples when the client sends none.
@@ -57,29 +86,24 @@ class RunConfigPatch(BaseModel):
     # Samples per prompt and step (OpenRLHF's n_samples_per_prompt): a counted request whose
     # prompts already have this many samples in the current step is a resent copy.
     samples_per_prompt: int | None = Field(default=None, ge=1)
+    # A request or finish may name at most this many steps past the highest one seen.
+    max_step_jump: int | None = Field(default=None, ge=1, le=MAX_STEP)
 
     @field_validator("reward_params")
     @classmethod
-    def _finite_params(
-        cls, value: dict[str, float] | None, info: ValidationInfo
-    ) -> dict[str, float] | None:
-        for name, number in (value or {}).items():
-            if not math.isfinite(number):
-                raise ValueError(f"reward_params.{name} must be finite")
+    def _no_params_on_significance(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         if value and info.data.get("reward") == "significance":
             raise ValueError(NO_PARAMS_MESSAGE)
         return value
 
     @model_validator(mode="after")
     def _known_params(self) -> RunConfigPatch:
-        if self.reward_params and self.reward not in (None, "significance"):
-            known = BASELINE_PARAMS[self.reward]
-            unknown = sorted(set(self.reward_params) - set(known))
-            if unknown:
-                raise ValueError(
-                    f"reward_params: unknown parameter(s) {unknown} for reward {self.reward!r}; "
-                    f"known: {sorted(known)}"
-                )
+        if self.reward_params is not None and self.reward not in (None, "significance"):
+            # Normalised (numbers as float, integers as int) so that stored and compared
+            # configurations agree.
+            self.reward_params = validate_reward_params(self.reward, self.reward_params)
         return self
 
 
@@ -91,7 +115,9 @@ class RunConfig(BaseModel):
     significance: SignificanceMode = "values"
     reference: ReferenceMode = "given"
     reward: RewardName = "significance"
-    reward_params: dict[str, float] = Field(default_factory=dict)
+    reward_params: dict[str, ParamValue] = Field(
+        default_factory=dict, description=REWARD_PARAMS_DESCRIPTION
+    )
     lambda_c: float = 5.0
     lambda_w_n: float = 2.0
     lambda_w_e: float = 5.0
@@ -103,6 +129,7 @@ class RunConfig(BaseModel):
     verifier: VerifierName = "math"
     samples_per_step: int | None = None
     samples_per_prompt: int | None = None
+    max_step_jump: int = DEFAULT_MAX_STEP_JUMP
 
     @classmethod
     def resolve(cls, patch: RunConfigPatch, model_loaded: bool) -> RunConfig:
@@ -113,24 +140,23 @@ class RunConfig(BaseModel):
         if config.reward == "significance" and config.reward_params:
             raise ValueError(f"reward_params must be empty: {NO_PARAMS_MESSAGE}")
         if config.reward != "significance":
-            defaults = {k: v for k, v in BASELINE_PARAMS[config.reward].items() if v is not None}
-            config.reward_params = {**defaults, **config.reward_params}
-            missing = [k for k, v in BASELINE_PARAMS[config.reward].items() if v is None]
-            missing = [k for k in missing if k not in config.reward_params]
-            if missing:
-                raise ValueError(
-                    f"reward_params.{missing[0]} is required by reward {config.reward!r}"
-                )
+            # RewardParamError (a ValueError) names a missing required parameter.
+            config.reward_params = validate_reward_params(
+                config.reward, config.reward_params, fill_defaults=True
+            )
         return config
 
     def conflicts(self, patch: RunConfigPatch) -> list[str]:
         """Names of fields present in ``patch`` whose values differ from this configuration."""
         given: dict[str, Any] = patch.model_dump(exclude_unset=True)
         stored = self.model_dump()
-        if "reward_params" in given and self.reward != "significance":
-            # The stored params were resolved with the published defaults filled in.
+        same_reward = given.get("reward", self.reward) == self.reward
+        if "reward_params" in given and self.reward != "significance" and same_reward:
+            # The stored params were resolved with the published defaults filled in; a patch
+            # that names no reward is checked against the stored one.
             defaults = {k: v for k, v in BASELINE_PARAMS[self.reward].items() if v is not None}
-            given["reward_params"] = {**defaults, **(given["reward_params"] or {})}
+            mine = validate_reward_params(self.reward, given["reward_params"] or {})
+            given["reward_params"] = {**defaults, **mine}
         return [name for name, value in given.items() if stored.get(name) != value]
 
     @property

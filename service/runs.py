@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from service.reward.baselines import BaselineSample, baseline_rewards
+from service.reward.baselines import GROUP_REWARDS, BaselineSample, baseline_rewards
 from service.reward.significance import SignificanceRewardParams, significance_length_reward
 from service.run_config import RunConfig, RunConfigPatch
 from service.schedule import (
@@ -32,7 +33,6 @@ from service.types import Counts, SampleInput, SampleResult, ScheduleView, Submi
 
 log = logging.getLogger(__name__)
 
-GROUP_REWARDS = ("kimi", "arora_zanette")
 # The store counter that numbers a run's samples for step-less (OpenRLHF) requests.
 SAMPLE_COUNTER = "samples"
 # The store counter of requests answered as suspected retries (RetryCheck).
@@ -70,6 +70,50 @@ class SampleError(ValueError):
         super().__init__(f"{self.param}: {message}")
         self.index = index
         self.field = field
+
+
+class StepTooFar(ValueError):
+    """A step more than the run's ``max_step_jump`` past the highest step it has seen (422).
+
+    Without the bound, one request for a huge step would make every later real step late."""
+
+    def __init__(self, run_id: str, step: int, highest: int, jump: int) -> None:
+        super().__init__(
+            f"step: {step} is more than max_step_jump = {jump} steps past the highest step "
+            f"run {run_id!r} has seen ({highest}); raise the run option max_step_jump "
+            f"(PUT /v1/runs/{run_id}) to allow it"
+        )
+        self.param = "step"
+
+
+def check_step_jump(record: RunRecord, config: RunConfig, step: int) -> None:
+    """``StepTooFar`` when ``step`` is past the run's highest step by more than allowed."""
+    highest = max(
+        record.max_step if record.max_step is not None else 0,
+        record.finished_through if record.finished_through is not None else 0,
+    )
+    if step - highest > config.max_step_jump:
+        raise StepTooFar(record.run_id, step, highest, config.max_step_jump)
+
+
+def check_finite(row: StepRecord, counted: Sequence[tuple[SampleInput, SampleResult]]) -> None:
+    """``SampleError`` naming the first sample whose numbers would make the step's sums or a
+    reward non-finite. The bounds on accepted numbers keep this from firing; it is the last
+    guard that keeps one request from storing a value every later request would fail on."""
+    for sample, result in counted:
+        if not (math.isfinite(result.reward) and math.isfinite(result.length_reward)):
+            raise SampleError(sample.index, "score", "the reward of this sample is not finite")
+    sums = (
+        row.score_sum,
+        row.significant_sum,
+        row.insignificant_sum,
+        row.lr_correct_sum,
+        row.lr_wrong_sum,
+    )
+    if not all(math.isfinite(value) for value in sums) and counted:
+        raise SampleError(
+            counted[0][0].index, "score", "the step's sums would overflow; send smaller numbers"
+        )
 
 
 @dataclass(frozen=True)
@@ -267,7 +311,8 @@ class RunService:
     def put_run(self, run_id: str, patch: RunConfigPatch) -> tuple[RunConfig, bool]:
         """Create the run (True) or confirm it (False); ``RunConflict`` when fields differ.
 
-        ``ValueError`` when the patch cannot be resolved (a baseline's required parameter).
+        ``ValueError`` when the patch cannot be resolved; ``RewardParamError`` (a ValueError
+        with ``param``) when a reward parameter is missing or bad.
         """
         with self.store.write() as tx:
             stored = tx.lock_run(run_id)
@@ -388,6 +433,7 @@ class RunService:
             if record is None:
                 raise RunNotFound(run_id)
             config = RunConfig.model_validate_json(record.config_json)
+            check_step_jump(record, config, step)
             state = ScheduleState.from_json(record.schedule_json)
             self._finish_through(tx, record, config, state, step)
             if record.finished_through is None or step > record.finished_through:
@@ -411,6 +457,7 @@ class RunService:
             replay = self._replay(tx, run_id, retry)
             if replay is not None:
                 return replay
+            check_step_jump(record, RunConfig.model_validate_json(record.config_json), step)
             result = self._submit_locked(tx, record, step, samples)
             self._remember(tx, run_id, retry, result)
             return result
@@ -681,6 +728,7 @@ class RunService:
                 row.n_wrong += 1
                 row.lr_wrong_sum += result.length_reward
             row.degenerate += int(result.degenerate_reference)
+        check_finite(row, counted)
         tx.put_step(row)
         tx.put_samples(
             run_id,
@@ -698,7 +746,7 @@ class RunService:
         k: float,
     ) -> list[SampleResult]:
         if config.reward != "significance":
-            return self._score_baseline(config, samples)
+            return self._score_baseline(config, step, samples)
         references = self._references(tx, config, run_id, step, samples)
         params = SignificanceRewardParams(config.lambda_c, config.lambda_w_n, config.lambda_w_e)
         results = []
@@ -743,7 +791,7 @@ class RunService:
         return [pinned[s.prompt_id] for s in samples]  # type: ignore[index]
 
     def _score_baseline(
-        self, config: RunConfig, samples: Sequence[SampleInput]
+        self, config: RunConfig, step: int, samples: Sequence[SampleInput]
     ) -> list[SampleResult]:
         inputs = [
             BaselineSample(
@@ -755,7 +803,7 @@ class RunService:
             )
             for s in samples
         ]
-        totals = baseline_rewards(config.reward, inputs, config.reward_params)
+        totals = baseline_rewards(config.reward, inputs, config.reward_params, step)
         return [
             SampleResult(
                 id=s.id,

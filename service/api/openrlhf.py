@@ -235,4 +235,8 @@ async def get_reward(
             # 1.0 when answered from an identical request of moments before (not counted).
             "sigreward_suspected_retry": [1.0 if result.suspected_retry else 0.0] * n,
         }
+        if all(r.significant is not None for r in result.samples):
+            # Counts of significant / insignificant words (significance reward runs only).
+            out["extra_logs"]["sigreward_significant"] = [r.significant for r in result.samples]
+            out["extra_logs"]["sigreward_insignificant"] = [r.insignificant for r in result.samples]
     return out
