@@ -82,7 +82,7 @@ def test_url_key_is_accepted_on_get_reward_only_and_never_shown(
     status, answer = server.request("POST", f"/get_reward?run_id=bad%20id&key={KEY}", _body())
     assert status == 422 and answer["error"]["param"] == "run_id"
     assert KEY not in json.dumps(answer)
-    status, metrics = server.request("GET", "/metrics")
+    status, metrics = server.request("GET", "/metrics", headers=auth)
     assert status == 200 and KEY not in metrics and WRONG not in metrics
     _wait_for_log(server, "bad id")
     log = server.log()
