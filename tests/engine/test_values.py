@@ -42,6 +42,32 @@ def test_large_offsets_keep_their_resolution(engine: SignificanceEngine) -> None
     assert d.values == [0.0, 0.5, 1.0]
 
 
+def test_values_count_in_float64(engine: SignificanceEngine) -> None:
+    # float32 would round 0.49999999999 up to 0.5 (significant at 0.5) and overflow on 3e38
+    c = engine.count_values([[0.0, 0.49999999999, 1.0], [-3e38, 0.0, 3e38]], 0.5)
+    assert [(x.significant, x.insignificant) for x in c] == [(1.0, 2.0), (2.0, 1.0)]
+    d = engine.inspect_values([[0.0, 0.49999999999, 1.0], [-3e38, 0.0, 3e38]], 0.5)
+    assert d[0].values == [0.0, 0.49999999999, 1.0]
+    assert d[1].values == [0.0, 0.5, 1.0]
+
+
+def test_any_finite_doubles_are_normalised_exactly(engine: SignificanceEngine) -> None:
+    tiny = 5e-324  # the smallest subnormal double
+    values = [[-0.8e308, 0.0, 0.9e308], [tiny, 0.0, 2 * tiny], [1e16, 1e16 + 2, 1e16 + 4]]
+    d = engine.inspect_values(values, 0.5)
+    for v, got in zip(values, d, strict=True):
+        lo, hi = min(v), max(v)
+        assert got.values == [(x - lo) / (hi - lo) for x in v]  # Python's own doubles
+    assert d[1].values == [0.5, 0.0, 1.0] and d[2].values == [0.0, 0.5, 1.0]
+
+
+def test_a_span_that_overflows_a_double_is_refused(engine: SignificanceEngine) -> None:
+    with pytest.raises(ValueError, match=r"values\[1\]: the span max - min .* overflows a double"):
+        engine.count_values([[1.0, 2.0], [-1.7e308, 1.7e308]], 0.5)
+    with pytest.raises(ValueError, match=r"values\[2\]"):  # empty responses are skipped
+        engine.inspect_values([[1e308], [], [1e308, -1e308]], 0.5)
+
+
 def test_non_finite_values_are_named(engine: SignificanceEngine) -> None:
     with pytest.raises(ValueError, match=r"values\[1\]\[2\]"):
         engine.count_values([[1.0], [0.0, 1.0, math.nan]], 0.5)
