@@ -40,6 +40,10 @@ from kernels.reference import (
     compute_dtype,
 )
 
+# a * b + c must stay two rounded operations, as in the reference (Triton's default contracts
+# them into one fused multiply-add on the GPU in some versions)
+LAUNCH_OPTIONS = {"enable_fp_fusion": False}
+
 _LOG2E = tl.constexpr(LOG2E)
 _LN2_HI = tl.constexpr(LN2_HI)
 _LN2_LO = tl.constexpr(LN2_LO)
@@ -297,7 +301,6 @@ def _launch(
         BLOCK_D=HEAD_TILE,
         LOG2_D=HEAD_TILE.bit_length() - 1,
         num_warps=num_warps,
-        # a * b + c must stay two rounded operations, as in the reference
-        enable_fp_fusion=False,
+        **LAUNCH_OPTIONS,
     )
     return SignificanceOutput(word_values[:n_words], significant, insignificant)

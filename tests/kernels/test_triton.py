@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernels import reference
-from tests.kernels.ragged import Case, assert_same, cases, ragged
+from tests.kernels.ragged import Case, Ragged, assert_same, cases, ragged
 
 SLOW_OK = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -70,6 +70,51 @@ def test_fused_kernel_equals_reference_bit_for_bit(
     want = reference.significance_postprocess_fused(*args)
     got = significance_postprocess_fused_triton(*args, block=4)
     assert_same(got, want)
+
+
+def _shaped_batch(n_samples: int, segments: int, words: int, max_tokens: int, seed: int) -> Ragged:
+    """Samples of up to ``segments`` segments of up to ``words`` words of 1..max_tokens tokens
+    (some segments and samples empty)."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(hi: int) -> int:
+        return int(torch.randint(0, hi + 1, (1,), generator=gen))
+
+    return ragged(
+        [
+            [torch.randint(1, max_tokens + 1, (draw(words),), generator=gen).tolist()
+             for _ in range(draw(segments))]
+            for _ in range(n_samples)
+        ]
+    )  # fmt: skip
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize(
+    ("n_samples", "segments", "words", "max_tokens"),
+    [(1, 1, 1, 1), (3, 2, 7, 5), (5, 3, 33, 1), (2, 1, 129, 3), (7, 4, 17, 40), (1, 2, 300, 2)],
+)
+@pytest.mark.parametrize("inputs", INPUTS, ids=lambda x: f"{x[0]}-{x[1]}")
+@pytest.mark.parametrize("block", [8, 128])
+def test_odd_and_ragged_shapes(
+    n_samples: int,
+    segments: int,
+    words: int,
+    max_tokens: int,
+    inputs: tuple[torch.dtype, str],
+    block: int,
+) -> None:
+    from kernels.significance import significance_postprocess_triton
+
+    dtype, kind = inputs
+    b = _shaped_batch(n_samples, segments, words, max_tokens, seed=words * 7 + max_tokens)
+    gen = torch.Generator().manual_seed(b.n_tokens)
+    scores = (torch.randn(b.n_tokens, generator=gen, dtype=torch.float64) * 4).to(dtype)
+    args = (scores, b.cu_words, b.cu_segments, b.cu_samples, 0.37, kind)
+    assert_same(
+        significance_postprocess_triton(*args, block=block),
+        reference.significance_postprocess(*args),
+    )
 
 
 @pytest.mark.kernels
