@@ -68,6 +68,32 @@ def test_a_span_that_overflows_a_double_is_refused(engine: SignificanceEngine) -
         engine.inspect_values([[1e308], [], [1e308, -1e308]], 0.5)
 
 
+@pytest.mark.kernels
+def test_the_triton_backend_gives_the_same_float64_answers(
+    engine: SignificanceEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values mode through the Triton kernel (interpreted here, as on CUDA in production)."""
+    monkeypatch.setenv("SIGREWARD_KERNEL_BACKEND", "triton")
+    triton_engine = SignificanceEngine(None, device="cpu")
+    assert (triton_engine.kernel_backend, engine.kernel_backend) == ("triton", "torch")
+    rng = np.random.default_rng(5)
+    values = [
+        [0.0, 0.49999999999, 1.0],
+        [-3e38, 0.0, 3e38],
+        [5e-324, 0.0, 1e-323],
+        [],
+        [1e16, 1e16 + 2, 1e16 + 4, 1e16 + 2],
+        (rng.normal(size=300) * 10.0 ** rng.integers(-200, 200, size=300)).tolist(),
+    ]
+    counts = {}
+    for threshold in (0.3, 0.5, 0.49999999999):
+        got = triton_engine.inspect_values(values, threshold)
+        assert got == engine.inspect_values(values, threshold)
+        counts[threshold] = [(d.significant, d.insignificant) for d in got[:3]]
+    assert counts[0.5] == [(1, 2), (2, 1), (2, 1)]
+    assert counts[0.49999999999][0] == (2, 1)  # equal to the threshold: significant
+
+
 def test_non_finite_values_are_named(engine: SignificanceEngine) -> None:
     with pytest.raises(ValueError, match=r"values\[1\]\[2\]"):
         engine.count_values([[1.0], [0.0, 1.0, math.nan]], 0.5)
