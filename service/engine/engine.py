@@ -10,12 +10,12 @@ import torch
 from kernels.dispatch import kernel_backend as _kernel_backend
 from kernels.dispatch import significance_postprocess, significance_postprocess_fused
 from kernels.reference import SignificanceOutput
-from service.engine.chunking import MAX_CHUNK_TOKENS
+from service.engine.chunking import MAX_CHUNK_TOKENS, WINDOW_POSITIONS, model_input_chunks
 from service.engine.classifier import ChunkClassifier
 from service.engine.device import DTYPE_NAMES, resolve_device, resolve_dtype
 from service.engine.errors import NoModelError
-from service.engine.layout import TextsLayout, layout_texts
-from service.engine.loader import WINDOW_POSITIONS, load_token_classifier
+from service.engine.layout import TextsLayout, layout_chunks
+from service.engine.loader import load_token_classifier
 from service.engine.tokenization import TextTokenizer
 from service.engine.values import check_threshold, layout_values
 from service.types import Counts, UnitDetail
@@ -67,6 +67,7 @@ class SignificanceEngine:
             self._classifier = ChunkClassifier(
                 loaded.model,
                 loaded.tokenizer,
+                self._tokenizer.tables,
                 self._device,
                 # The Triton kernel applies the head itself (on CUDA, or interpreted on the CPU
                 # in tests); the torch path gets the logit differences.
@@ -135,7 +136,7 @@ class SignificanceEngine:
             if not isinstance(t, str):
                 raise ValueError(f"texts[{i}] must be a string, got {type(t).__name__}")
         with self._lock:
-            layout = layout_texts(tok.ids(texts), tok.tables)
+            layout = layout_chunks(model_input_chunks(tok, texts), tok.tables)
             res = clf.run(layout, self.forward_tokens)
             self.last_forward_tokens = res.forward_tokens
             dev = self._device
@@ -194,9 +195,11 @@ def _details(
     values = out.word_values.tolist()
     sig = out.significant.tolist()
     ins = out.insignificant.tolist()
+    seg_sizes = np.diff(np.asarray(cu_segments)).tolist()
     details = []
     for n in range(len(sig)):
-        a = int(cu_segments[int(cu_samples[n])])
-        b = int(cu_segments[int(cu_samples[n + 1])])
-        details.append(UnitDetail(units[a:b], values[a:b], int(sig[n]), int(ins[n])))
+        g0, g1 = int(cu_samples[n]), int(cu_samples[n + 1])
+        a, b = int(cu_segments[g0]), int(cu_segments[g1])
+        chunks = [int(c) for c in seg_sizes[g0:g1]]
+        details.append(UnitDetail(units[a:b], values[a:b], int(sig[n]), int(ins[n]), chunks))
     return details
