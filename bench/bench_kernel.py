@@ -6,8 +6,9 @@ Three inputs: classifier logit differences (fp32), client values (float64, as va
 sends them) and the fused head (bf16 hidden states and the 2-label head row). Reports wall
 time per call (median of CUDA-event timings) and effective bandwidth: the bytes the op must
 touch at least once (scores or hidden in, offsets in, word values and counts out) over time,
-next to the card's measured device-to-device copy bandwidth. On a machine without CUDA only
-the torch reference is timed (on the CPU).
+next to the card's measured device-to-device copy bandwidth, then checks that each Triton
+answer has the bits of the torch reference run on the CPU. On a machine without CUDA only the
+torch reference is timed (on the CPU).
 """
 
 from __future__ import annotations
@@ -127,6 +128,28 @@ def main() -> None:
     for name, fn, nbytes in cases:
         seconds = time_call(fn, device)
         print(f"{name:36s} {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:8.1f} GB/s")
+    if device.type == "cuda":
+        cpu = [t.cpu() for t in offsets]
+        checks = [
+            ("logit_diff", significance_postprocess_triton(scores, *offsets, 0.5),
+             reference.significance_postprocess(scores.cpu(), *cpu, 0.5)),
+            ("values fp64", significance_postprocess_triton(values, *offsets, 0.5, "values"),
+             reference.significance_postprocess(values.cpu(), *cpu, 0.5, "values")),
+            ("fused bf16", significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5),
+             reference.significance_postprocess_fused(hidden.cpu(), w_diff.cpu(), 0.1, *cpu, 0.5)),
+        ]  # fmt: skip
+        for name, got, want in checks:
+            print(f"triton {name} bit-identical to the torch reference on the CPU: "
+                  f"{'yes' if same_answer(got, want) else 'NO'}")  # fmt: skip
+
+
+def same_answer(got: reference.SignificanceOutput, want: reference.SignificanceOutput) -> bool:
+    """Same word-value bits and counts (the backends promise one answer per input)."""
+    return (
+        torch.equal(got.word_values.cpu(), want.word_values)
+        and torch.equal(got.significant.cpu(), want.significant)
+        and torch.equal(got.insignificant.cpu(), want.insignificant)
+    )
 
 
 if __name__ == "__main__":
