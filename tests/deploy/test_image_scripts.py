@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.models import build_tiny_bert
+
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "scripts" / "smoke-image"
 BUILD = ROOT / "scripts" / "build-image-local"
@@ -50,6 +52,20 @@ def test_smoke_fails_naming_the_check_when_the_server_refuses(server_factory):
     out = run_smoke(server.base_url, "--api-key", "smoke-key")
     assert out.returncode == 1
     assert "FAIL POST /v1/rewards answers 200; got HTTP 413" in out.stderr, out.stderr
+
+
+def test_smoke_with_a_model_scores_a_text_and_fails_on_a_server_without_one(
+    server_factory, tmp_path
+):
+    model = build_tiny_bert(tmp_path / "tiny-bert")
+    server = server_factory(args=["--model", str(model)])
+    out = run_smoke(server.base_url, "--model-loaded")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ok  the model scores the" in out.stdout
+    bare = server_factory()
+    out = run_smoke(bare.base_url, "--model-loaded")
+    assert out.returncode == 1
+    assert "FAIL /v1/info offers classifier mode with a model" in out.stderr
 
 
 def test_smoke_fails_when_nothing_listens():
