@@ -159,6 +159,7 @@ class SignificanceEngine:
         lay = layout_values(values)
         dev = self._device
         with self._lock:
+            # float64 scores: values mode normalises and compares in float64 on both backends
             out = significance_postprocess(
                 lay.scores.to(dev),
                 lay.cu_words.to(dev),
@@ -172,16 +173,11 @@ class SignificanceEngine:
 
 def _empty_output(n: int) -> SignificanceOutput:
     zeros = torch.zeros(n, dtype=torch.int32)
-    return SignificanceOutput(torch.zeros(0), zeros, zeros.clone(), None)
+    return SignificanceOutput(torch.zeros(0), zeros, zeros.clone())
 
 
 def _to_cpu(out: SignificanceOutput) -> SignificanceOutput:
-    return SignificanceOutput(
-        out.word_values.cpu(),
-        out.significant.cpu(),
-        out.insignificant.cpu(),
-        None if out.length_reward is None else out.length_reward.cpu(),
-    )
+    return SignificanceOutput(out.word_values.cpu(), out.significant.cpu(), out.insignificant.cpu())
 
 
 def _counts(out: SignificanceOutput) -> list[Counts]:
