@@ -48,9 +48,11 @@ def test_requests_cut_by_the_drain_timeout_get_the_503_envelope(
     answers: list[tuple[int, Any]] = []
 
     def post(rid: str) -> None:
-        answers.append(server.request("POST", "/v1/rewards", _big_body(rid), timeout=120))
+        # Enough work that the last requests cannot finish inside the 0.5 s drain on any
+        # machine: six requests of 150 long texts each.
+        answers.append(server.request("POST", "/v1/rewards", _big_body(rid, n=150), timeout=180))
 
-    workers = [threading.Thread(target=post, args=(run_id("drain"),)) for _ in range(3)]
+    workers = [threading.Thread(target=post, args=(run_id("drain"),)) for _ in range(6)]
     for worker in workers:
         worker.start()
     _wait_for_queue(server, 3)
@@ -58,7 +60,7 @@ def test_requests_cut_by_the_drain_timeout_get_the_503_envelope(
     for worker in workers:
         worker.join(timeout=120)
     server.process.wait(timeout=60)
-    assert len(answers) == 3
+    assert len(answers) == 6
     cut = [answer for status, answer in answers if status != 200]
     assert cut, "every request finished inside the drain timeout; make them bigger"
     for status, answer in answers:
