@@ -7,6 +7,7 @@ CUDA; collect waits for that copy and builds the per-text results.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -44,11 +45,15 @@ class PendingWave:
 
 @dataclass
 class ForwardCounters:
-    """Positions run through the model since the engine started (device thread only)."""
+    """Positions run through the model since the engine started, and seconds spent in each
+    stage (each stage runs in one thread at a time, so plain adds are safe)."""
 
     real: int = 0  # CLS/SEP and tokens
     padded: int = 0  # every position of every forward, padding included
     forwards: int = 0
+    prepare_s: float = 0.0
+    launch_s: float = 0.0  # on CUDA: queueing the work, not running it
+    collect_s: float = 0.0  # on CUDA: includes waiting for the device
 
     @property
     def padded_fraction(self) -> float:
@@ -72,6 +77,7 @@ class TextStages:
         self.counters = ForwardCounters()
 
     def prepare(self, texts: list[str], detail: bool) -> PreparedWave:
+        start = time.perf_counter()
         tok = self.tokenizer
         layout = layout_texts(tok.ids(texts), tok.tables)
         batches = self.classifier.pack(layout, self._forward_tokens(), self._pin)
@@ -81,9 +87,17 @@ class TextStages:
         )
         # Checked here, on the host, so the device path needs no synchronising check.
         check_offsets(layout.n_word_tokens, *offsets, _CPU)
+        self.counters.prepare_s += time.perf_counter() - start
         return PreparedWave(len(texts), detail, layout, batches, offsets)  # type: ignore[arg-type]
 
     def launch(self, wave: PreparedWave, threshold: float) -> PendingWave:
+        start = time.perf_counter()
+        try:
+            return self._launch(wave, threshold)
+        finally:
+            self.counters.launch_s += time.perf_counter() - start
+
+    def _launch(self, wave: PreparedWave, threshold: float) -> PendingWave:
         if wave.layout.n_word_tokens == 0:  # only empty texts: nothing for the model to do
             return PendingWave(wave.n_texts, wave.detail, wave.layout, _empty(wave.n_texts), None)
         res = self.classifier.run_batches(wave.batches, wave.layout.n_word_tokens)
@@ -102,6 +116,13 @@ class TextStages:
         return PendingWave(wave.n_texts, wave.detail, wave.layout, host, ready)
 
     def collect(self, wave: PendingWave) -> list[Counts] | list[UnitDetail]:
+        start = time.perf_counter()
+        try:
+            return self._collect(wave)
+        finally:
+            self.counters.collect_s += time.perf_counter() - start
+
+    def _collect(self, wave: PendingWave) -> list[Counts] | list[UnitDetail]:
         if wave.ready is not None:
             wave.ready.synchronize()  # waits without the GIL
         if not wave.detail:
