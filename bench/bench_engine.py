@@ -1,8 +1,8 @@
-"""Engine vs the reference-style pipeline (method.md section 7, minus HTTP), side by side.
+"""Engine vs the published LLMLingua-2 pipeline (minus HTTP), side by side.
 
 Mixed-length English-like texts (lognormal word counts clipped to [20, 3000], seeded) are
 scored by `SignificanceEngine.count_texts` (one call per `--slice` texts) and by
-`bench/reference_pipeline.py` (one response at a time), on the same checkpoint, device and
+`bench/published_pipeline.py` (llmlingua 0.2.2's own code, one response per call), on the same checkpoint, device and
 thread settings. Prints one table: texts, words, classifier tokens, seconds, texts/s,
 tokens/s, the speed ratio against the reference, and how many texts got exactly the same
 counts as the reference. On CUDA it adds model FLOP utilisation (method.md section 8, with
@@ -33,9 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.reference_pipeline import ReferencePipeline  # noqa: E402
+from bench.published_pipeline import PublishedPipeline  # noqa: E402
 from service.engine import SignificanceEngine  # noqa: E402
-from service.engine.layout import layout_texts  # noqa: E402
+from service.engine.chunking import model_input_chunks  # noqa: E402
+from service.engine.layout import layout_chunks  # noqa: E402
 
 WORDS = (
     "the of and to in is that it for as with was on be by this are or from at an which "
@@ -108,7 +109,7 @@ def engine_scorer(engine: SignificanceEngine, threshold: float) -> Scorer:
     return score
 
 
-def reference_scorer(ref: ReferencePipeline, threshold: float) -> Scorer:
+def reference_scorer(ref: PublishedPipeline, threshold: float) -> Scorer:
     def score(texts: list[str]) -> list[tuple[int, int]]:
         return [ref.count(t, threshold) for t in texts]
 
@@ -153,7 +154,7 @@ def model_flops(engine: SignificanceEngine, texts: list[str], padded_to: int = 0
     tok = engine._tokenizer
     cfg = engine._classifier.model.config
     d, n_layers = int(cfg.hidden_size), int(cfg.num_hidden_layers)
-    lay = layout_texts(tok.ids(texts), tok.tables)
+    lay = layout_chunks(model_input_chunks(tok, texts), tok.tables)
     lengths = (lay.chunk_end - lay.chunk_start + 2).astype(np.float64)  # CLS + SEP are real
     if padded_to:
         lengths = np.full_like(lengths, float(padded_to))
@@ -180,7 +181,7 @@ def kernel_bandwidth(engine: SignificanceEngine, texts: list[str], threshold: fl
     tok = engine._tokenizer
     clf = engine._classifier
     dev = engine._device
-    lay = layout_texts(tok.ids(texts), tok.tables)
+    lay = layout_chunks(model_input_chunks(tok, texts), tok.tables)
     t, d = lay.n_word_tokens, clf.hidden_size
     hidden = torch.randn(t, d, device=dev, dtype=torch.bfloat16)
     w = torch.randn(d, device=dev)
@@ -241,9 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     n_tokens = sum(engine.count_tokens(texts))
     scorers: dict[str, Scorer] = {}
     if not args.skip_reference:
-        ref = ReferencePipeline(model_dir, device=args.device)
+        ref = PublishedPipeline(Path(model_dir), engine.word_family, device=args.device)
         ref.count(texts[0], args.threshold)  # warm-up
-        scorers["reference-style (fp32)"] = reference_scorer(ref, args.threshold)
+        scorers["published llmlingua 0.2.2 (fp32)"] = reference_scorer(ref, args.threshold)
     main_name = f"engine ({engine.dtype})"
     scorers[main_name] = engine_scorer(engine, args.threshold)
     if args.also_bf16 and engine.dtype != "bf16":

@@ -28,27 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_engine import make_texts, measure_bf16_peak  # noqa: E402
+from bench.bench_engine import make_texts, measure_bf16_peak, model_flops  # noqa: E402
 from service.engine import SignificanceEngine  # noqa: E402
-from service.engine.layout import layout_texts  # noqa: E402
 from service.engine.pipeline import split_waves  # noqa: E402
-
-
-def chunk_flops(engine: SignificanceEngine, texts: list[str]) -> float:
-    """Model FLOPs of the real positions of every chunk of `texts`."""
-    tok = engine._tokenizer
-    cfg = engine._classifier.model.config
-    d, n_layers = int(cfg.hidden_size), int(cfg.num_hidden_layers)
-    lay = layout_texts(tok.ids(texts), tok.tables)
-    lengths = (lay.chunk_end - lay.chunk_start + 2).astype(np.float64)  # CLS + SEP are real
-    return float(np.sum(lengths * n_layers * (24 * d * d + 4 * lengths * d)))
 
 
 def calls_of(texts: list[str], budget: int) -> list[list[str]]:
@@ -111,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.warmup()
     calls = calls_of(texts, args.max_batch_tokens)
     n_tokens = sum(engines["serial"].count_tokens(texts))
-    flops = chunk_flops(engines["serial"], texts)
+    flops = model_flops(engines["serial"], texts)
 
     best: dict[str, float] = {}
     counts: dict[str, list] = {}

@@ -1,11 +1,12 @@
-"""The reference-style service of method.md section 7 as a small HTTP server.
+"""The paper's reward service (the published LLMLingua-2 code behind a small HTTP server).
 
 The paper's public code runs LLMLingua-2 behind a small Flask server and the trainer sends one
 request per response. Flask is not a dependency of this project, so this server uses the
 standard library's ``http.server.ThreadingHTTPServer`` (one thread per connection, HTTP/1.1
 keep-alive, like Flask's threaded development server). Every request is scored by
-``bench/reference_pipeline.py``'s one-response-at-a-time ``ReferencePipeline.count`` on the
-given checkpoint (fp32, chunks re-tokenized and padded to 512, Python word loops).
+``bench/published_pipeline.py``: the published ``llmlingua`` 0.2.2 code itself, one response
+per call, on the given checkpoint (fp32, chunks re-tokenized and padded to 512, its Python
+word loops).
 
 Endpoints:
 - ``POST /count`` with ``{"text": "...", "threshold": 0.5}`` (threshold optional) answers
@@ -35,16 +36,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.reference_pipeline import ReferencePipeline  # noqa: E402
+from bench.published_pipeline import PublishedPipeline  # noqa: E402
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 class ReferenceScorer:
-    """A ReferencePipeline behind a lock, so handler threads call it one at a time."""
+    """The published pipeline behind a lock, so handler threads call it one at a time."""
 
     def __init__(self, model_dir: str, device: str = "cpu", threshold: float = 0.5) -> None:
-        self.pipeline = ReferencePipeline(model_dir, device=device)
+        from transformers import AutoTokenizer
+
+        from service.engine.tokenization import detect_family
+
+        family = detect_family(AutoTokenizer.from_pretrained(model_dir))
+        self.pipeline = PublishedPipeline(Path(model_dir), family, device=device)
         self.threshold = threshold
         self._lock = threading.Lock()
 

@@ -25,6 +25,7 @@ class UnitDetail:
     values: list[float]
     significant: int
     insignificant: int
+    chunk_units: list[int]  # units per min-max segment (chunk), in order; they sum to len(units)
 
 
 @dataclass(frozen=True)

@@ -227,6 +227,10 @@ class UnitDetailOut(BaseModel):
     values: list[float] = Field(description="normalised values in [0, 1]")
     significant: int
     insignificant: int
+    chunk_units: list[int] = Field(
+        description="units per min-max segment, in order: one per LLMLingua-2 chunk "
+        "(classifier), one for the whole response (values)"
+    )
 
 
 class SignificanceResponse(BaseModel):
@@ -251,6 +255,12 @@ class InfoResponse(BaseModel):
     model: str | None
     device: str
     dtype: str | None = None
+    exact: bool | None = Field(
+        default=None,
+        description="classifier mode runs in fp32, the published code's precision: its counts "
+        "are the published pipeline's; false for bf16 (counts drift, see docs/perf.md); null "
+        "without a model",
+    )
     kernel_backend: str = Field(description='"triton" on CUDA, "torch" otherwise')
     store: str
     auth: bool = Field(description="bearer tokens required")

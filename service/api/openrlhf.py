@@ -187,4 +187,8 @@ async def get_reward(
             "sigreward_late": [1.0 if result.schedule.late else 0.0] * n,
             "sigreward_prompt_found": [1.0 if ok else 0.0 for ok in found],
         }
+        if all(r.significant is not None for r in result.samples):
+            # Counts of significant / insignificant words (significance reward runs only).
+            out["extra_logs"]["sigreward_significant"] = [r.significant for r in result.samples]
+            out["extra_logs"]["sigreward_insignificant"] = [r.insignificant for r in result.samples]
     return out

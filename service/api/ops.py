@@ -75,6 +75,7 @@ async def info(request: Request) -> InfoResponse:
         model=getattr(engine, "model_name", None) if state.model_loaded else None,
         device=str(getattr(engine, "device", "cpu")),
         dtype=getattr(engine, "dtype", None) if state.model_loaded else None,
+        exact=(getattr(engine, "dtype", None) == "fp32") if state.model_loaded else None,
         kernel_backend=str(getattr(engine, "kernel_backend", "torch")),
         store="postgresql" if settings.database_url else "sqlite",
         auth=bool(settings.api_keys),

@@ -79,6 +79,7 @@ async def significance(request: Request, body: SignificanceRequest) -> Significa
                 values=[float(v) for v in d.values],
                 significant=int(d.significant),
                 insignificant=int(d.insignificant),
+                chunk_units=list(d.chunk_units),
             )
             for d in details
         ],

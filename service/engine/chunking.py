@@ -1,59 +1,67 @@
-"""LLMLingua-2 chunking of one text's tokens and the word layout inside each chunk.
+"""LLMLingua-2 chunks of one text, and the tokens the model sees for each chunk.
 
-Chunk rule (method.md section 1): a chunk holds at most `max_tokens` (510) tokens, leaving
-room for CLS and SEP in a 512-position window. While more than `max_tokens` tokens remain,
-the chunk ends at the last chunk-end token ("." or "\\n", marker removed) inside the window,
-scanning back from the window's end; without one it ends at the window's end. The rest of the
-text (at most `max_tokens` tokens) is the last chunk.
+Chunk rule (the published ``llmlingua`` 0.2.2 code, docs/method.md): with st = 0, while
+more than 510 tokens remain, the window end is ed = st + 510 and the chunk ends at the *last*
+token in st+1..ed whose text is literally "." or "\\n" (ed itself when there is none); the chunk
+is st..ed *inclusive*, so it holds up to 511 tokens, and the next starts at ed + 1. At most 510
+remaining tokens are the last chunk.
 
-Words: a word starts at a word-start token and takes the continuation tokens after it.
-Special tokens are not part of any word. Two cases have no preceding word-start token inside
-the same chunk, and there a continuation token **starts a word of its own**:
-- the first token of a chunk (a chunk cut at 510 tokens can split a word; the classifier saw
-  the two halves in different windows and min-max normalises them in different chunks, so
-  they are counted as two words, each in its own chunk);
-- the first token of a text, and the token after a special token.
+Model input: each chunk is turned back into text and that text is tokenized again; the model
+sees CLS + those tokens + SEP cut to 512 positions, so a chunk of 511 or more tokens keeps its
+first 511 and loses its SEP.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-MAX_CHUNK_TOKENS = 510
+from service.engine.tokenization import TextTokenizer
+
+MAX_CHUNK_TOKENS = 510  # window of one chunk before its end token: 512 positions - CLS - SEP
+WINDOW_POSITIONS = 512  # positions of one model input
+MAX_INPUT_TOKENS = WINDOW_POSITIONS - 1  # chunk tokens that fit after CLS
 
 
 def chunk_spans(chunk_end: np.ndarray, max_tokens: int = MAX_CHUNK_TOKENS) -> list[tuple[int, int]]:
-    """[start, end) spans of the chunks of a text whose chunk-end flags are `chunk_end`."""
+    """[start, stop) spans of the chunks of a text whose chunk-end flags are `chunk_end`."""
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
     n = int(chunk_end.shape[0])
     spans: list[tuple[int, int]] = []
     start = 0
     while n - start > max_tokens:
-        hits = np.flatnonzero(chunk_end[start : start + max_tokens])
-        end = start + (int(hits[-1]) + 1 if hits.size else max_tokens)
-        spans.append((start, end))
-        start = end
+        window_end = start + max_tokens
+        hits = np.flatnonzero(chunk_end[start + 1 : window_end + 1])
+        end = start + 1 + int(hits[-1]) if hits.size else window_end
+        spans.append((start, end + 1))
+        start = end + 1
     if n > start:
         spans.append((start, n))
     return spans
 
 
-def word_flags(
-    word_start: np.ndarray, special: np.ndarray, spans: list[tuple[int, int]]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(in_word, new_word) flags for every token of a text.
+def input_tokens(retokenized: np.ndarray) -> np.ndarray:
+    """The chunk tokens that fit in one model input after CLS (SEP is added only if it fits)."""
+    return retokenized[:MAX_INPUT_TOKENS]
 
-    in_word: the token belongs to a word (it is not special).
-    new_word: the token is the first token of a word (see the module docstring).
+
+def has_sep(n_tokens: int) -> bool:
+    return n_tokens + 2 <= WINDOW_POSITIONS
+
+
+def model_input_chunks(tok: TextTokenizer, texts: list[str]) -> list[list[np.ndarray]]:
+    """Per text, the token ids the model sees for each of its chunks (CLS/SEP not included).
+
+    Every chunk is detokenized and tokenized again, as the published code does: the second
+    tokenization can differ from the first (a chunk that starts inside a word gets a fresh
+    word-start marker, a decoder's clean-up can move spaces), and the model and the word rules
+    see the second one.
     """
-    in_word = ~special
-    new_word = in_word & word_start
-    if in_word.size:
-        after_special = np.empty_like(special)
-        after_special[0] = True
-        after_special[1:] = special[:-1]
-        new_word |= in_word & after_special
-        starts = np.fromiter((s for s, _ in spans), dtype=np.int64, count=len(spans))
-        new_word[starts] |= in_word[starts]
-    return in_word, new_word
+    chunk_texts: list[str] = []
+    counts: list[int] = []
+    for ids, tokens in tok.encode(texts):
+        spans = chunk_spans(tok.tables.chunk_end[ids])
+        counts.append(len(spans))
+        chunk_texts.extend(tok.detokenize(tokens[s:e]) for s, e in spans)
+    retokenized = iter(tok.ids(chunk_texts))
+    return [[input_tokens(next(retokenized)) for _ in range(n)] for n in counts]

@@ -17,6 +17,7 @@ import torch
 from service.engine.cpu_encoder import OneDnnEncoder
 from service.engine.layout import TextsLayout
 from service.engine.packing import ForwardBatch, build_batches
+from service.engine.tokenization import VocabTables
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,18 @@ class WordTokenOutputs:
 
 
 class ChunkClassifier:
-    def __init__(self, model: Any, tokenizer: Any, device: torch.device, fused: bool) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, tables: VocabTables, device: torch.device, fused: bool
+    ) -> None:
         self.model = model
         self.device = device
-        self.cls_id = _first_id(tokenizer, ("cls_token_id", "bos_token_id"), "CLS/BOS")
-        self.sep_id = _first_id(tokenizer, ("sep_token_id", "eos_token_id"), "SEP/EOS")
-        self.pad_id = _first_id(tokenizer, ("pad_token_id",), "PAD")
+        # CLS/SEP as the published code builds its input (see tokenization.INPUT_CLS); padding
+        # is masked out, so any id works there: the tokenizer's own keeps RoBERTa's position
+        # ids of padded positions at the padding index.
+        self.cls_id = tables.cls_id
+        self.sep_id = tables.sep_id
+        pad = getattr(tokenizer, "pad_token_id", None)
+        self.pad_id = int(pad) if pad is not None else tables.pad_id
         encoder = getattr(model, "base_model", model)
         head = getattr(model, "classifier", None)
         self._split = (
@@ -121,11 +128,3 @@ class ChunkClassifier:
         if self._fast is not None:
             return self._fast(ids, mask)
         return self._encoder(input_ids=ids, attention_mask=mask)[0]
-
-
-def _first_id(tokenizer: Any, attrs: tuple[str, ...], what: str) -> int:
-    for attr in attrs:
-        value = getattr(tokenizer, attr, None)
-        if value is not None:
-            return int(value)
-    raise ValueError(f"the tokenizer defines no {what} token, which the classifier input needs")

@@ -10,11 +10,11 @@ import numpy as np
 from kernels.dispatch import kernel_backend as _kernel_backend
 from kernels.dispatch import significance_postprocess
 from kernels.reference import SignificanceOutput
-from service.engine.chunking import MAX_CHUNK_TOKENS
+from service.engine.chunking import MAX_CHUNK_TOKENS, WINDOW_POSITIONS
 from service.engine.classifier import ChunkClassifier
 from service.engine.device import DTYPE_NAMES, resolve_device, resolve_dtype
 from service.engine.errors import NoModelError
-from service.engine.loader import WINDOW_POSITIONS, load_token_classifier
+from service.engine.loader import load_token_classifier
 from service.engine.pipeline import PipelinedExecutor, SerialExecutor
 from service.engine.stages import ForwardCounters, TextStages, counts, details, to_cpu
 from service.engine.tokenization import TextTokenizer
@@ -76,6 +76,7 @@ class SignificanceEngine:
             self._classifier = ChunkClassifier(
                 loaded.model,
                 loaded.tokenizer,
+                self._tokenizer.tables,
                 self._device,
                 # The Triton kernel applies the head itself (on CUDA, or interpreted on the CPU
                 # in tests); the torch path gets the logit differences.

@@ -9,10 +9,8 @@ from typing import Any
 
 import torch
 
+from service.engine.chunking import WINDOW_POSITIONS
 from service.engine.errors import ModelLoadError
-
-# LLMLingua-2 feeds windows of 512 positions (510 tokens + CLS + SEP).
-WINDOW_POSITIONS = 512
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Pack chunks into padded forward batches under a budget of padded positions.
 
 Chunks are sorted by length (longest first) so each batch holds chunks of similar length and
-little padding; a batch of B chunks whose longest has n tokens costs B * (n + 2) positions
-(CLS and SEP included), which must stay within `max_batch_tokens`.
+little padding; a batch of B chunks whose longest input has n positions (CLS and, where it
+fits in 512 positions, SEP included) costs B * n positions, which must stay within
+`max_batch_tokens`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from service.engine.chunking import WINDOW_POSITIONS
 from service.engine.layout import TextsLayout
-
-SPECIALS_PER_CHUNK = 2  # CLS + SEP
 
 
 @dataclass(frozen=True)
 class ForwardBatch:
-    input_ids: torch.Tensor  # (B, L) int64, CLS + chunk + SEP, right-padded
+    input_ids: torch.Tensor  # (B, L) int64, CLS + chunk (+ SEP), right-padded
     attention_mask: torch.Tensor | None  # (B, L) int64; None when no row is padded
     rows: torch.Tensor  # (K,) int64: batch row of each word token of these chunks
     cols: torch.Tensor  # (K,) int64: its position in the row
@@ -33,14 +33,20 @@ class ForwardBatch:
         return int(self.input_ids.numel())
 
 
+def input_positions(lengths: np.ndarray) -> np.ndarray:
+    """Positions of each chunk's model input: CLS + tokens + SEP, cut to one window."""
+    return np.minimum(lengths + 2, WINDOW_POSITIONS)
+
+
 def plan_batches(lengths: np.ndarray, max_batch_tokens: int) -> list[np.ndarray]:
     """Chunk indices of each batch, longest chunks first."""
     order = np.argsort(-lengths, kind="stable")
+    positions = input_positions(lengths)
     batches: list[np.ndarray] = []
     i = 0
     n = order.shape[0]
     while i < n:
-        width = int(lengths[order[i]]) + SPECIALS_PER_CHUNK
+        width = int(positions[order[i]])
         rows = max(1, max_batch_tokens // width)
         batches.append(order[i : i + rows])
         i += rows
@@ -77,7 +83,8 @@ def _build(
     pad_id: int,
     pin: bool,
 ) -> ForwardBatch:
-    width = int(lengths[chunk_ids].max()) + SPECIALS_PER_CHUNK
+    positions = input_positions(lengths[chunk_ids])
+    width = int(positions.max())
     ids = np.full((chunk_ids.shape[0], width), pad_id, dtype=np.int64)
     mask = np.zeros((chunk_ids.shape[0], width), dtype=np.int64)
     rows, cols, dest = [], [], []
@@ -86,8 +93,10 @@ def _build(
         n = e - s
         ids[r, 0] = cls_id
         ids[r, 1 : n + 1] = layout.ids[s:e]
-        ids[r, n + 1] = sep_id
-        mask[r, : n + SPECIALS_PER_CHUNK] = 1
+        if positions[r] == n + 2:  # SEP only where it fits in the window
+            ids[r, n + 1] = sep_id
+        mask[r, : positions[r]] = 1
+        mask[r, 1 : n + 1][layout.masked[s:e]] = 0
         local = np.flatnonzero(layout.in_word[s:e])
         rows.append(np.full(local.shape[0], r, dtype=np.int64))
         cols.append(local + 1)
@@ -100,5 +109,5 @@ def _build(
         rows=host_tensor(np.concatenate(rows), pin),
         cols=host_tensor(np.concatenate(cols), pin),
         dest=host_tensor(np.concatenate(dest), pin),
-        real_tokens=int(lengths[chunk_ids].sum()) + SPECIALS_PER_CHUNK * chunk_ids.shape[0],
+        real_tokens=int(positions.sum()),
     )

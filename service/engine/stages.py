@@ -16,8 +16,9 @@ import torch
 
 from kernels.dispatch import significance_postprocess, significance_postprocess_fused
 from kernels.reference import SignificanceOutput, check_offsets
+from service.engine.chunking import model_input_chunks
 from service.engine.classifier import ChunkClassifier
-from service.engine.layout import TextsLayout, layout_texts
+from service.engine.layout import TextsLayout, layout_chunks
 from service.engine.packing import ForwardBatch, host_tensor
 from service.engine.tokenization import TextTokenizer
 from service.types import Counts, UnitDetail
@@ -79,7 +80,7 @@ class TextStages:
     def prepare(self, texts: list[str], detail: bool) -> PreparedWave:
         start = time.perf_counter()
         tok = self.tokenizer
-        layout = layout_texts(tok.ids(texts), tok.tables)
+        layout = layout_chunks(model_input_chunks(tok, texts), tok.tables)
         batches = self.classifier.pack(layout, self._forward_tokens(), self._pin)
         offsets = tuple(
             host_tensor(a, self._pin)
@@ -193,9 +194,11 @@ def details(
     values = out.word_values.tolist()
     sig = out.significant.tolist()
     ins = out.insignificant.tolist()
+    seg_sizes = np.diff(np.asarray(cu_segments)).tolist()
     result = []
     for n in range(len(sig)):
-        a = int(cu_segments[int(cu_samples[n])])
-        b = int(cu_segments[int(cu_samples[n + 1])])
-        result.append(UnitDetail(units[a:b], values[a:b], int(sig[n]), int(ins[n])))
+        g0, g1 = int(cu_samples[n]), int(cu_samples[n + 1])
+        a, b = int(cu_segments[g0]), int(cu_segments[g1])
+        chunks = [int(c) for c in seg_sizes[g0:g1]]
+        result.append(UnitDetail(units[a:b], values[a:b], int(sig[n]), int(ins[n]), chunks))
     return result

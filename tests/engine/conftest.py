@@ -43,3 +43,15 @@ def xlmr_engine(tiny_xlmr_dir: Path) -> SignificanceEngine:
 @pytest.fixture(scope="session")
 def minilm_engine(minilm_dir: Path) -> SignificanceEngine:
     return SignificanceEngine(str(minilm_dir), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def real_xlmr_dir(model_root: Path) -> Path:
+    """Tiny seeded classifier on the real XLM-R tokenizer (the paper's default checkpoint)."""
+    return cached_model("tiny-xlm-roberta-large", model_root)
+
+
+@pytest.fixture(scope="session")
+def real_mbert_dir(model_root: Path) -> Path:
+    """Tiny seeded classifier on the real mBERT tokenizer."""
+    return cached_model("tiny-bert-base-multilingual-cased", model_root)

