@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
 
 from bench.bench_engine import _cpu_name, make_texts  # noqa: E402
 from service.engine import SignificanceEngine  # noqa: E402
+from service.engine.pipeline import split_waves  # noqa: E402
 from service.engine.simulated import simulate_device  # noqa: E402
 
 
@@ -75,6 +76,27 @@ def best(runs: list[Run]) -> Run:
     return min(runs, key=lambda r: r.wall)
 
 
+def padding_table(model_dir: str, texts: list[str], budgets: list[int]) -> int:
+    """Padded fraction of forward positions per batch budget (forwards as large as on CUDA)."""
+    print(f"# {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}")
+    print(f"# command: python {' '.join(sys.argv)}")
+    print(f"# {len(texts)} texts; model {model_dir}; calls of about the budget in estimated "
+          "tokens (as the batcher merges requests), forwards of up to the budget in positions")  # fmt: skip
+    print("| budget | forwards | real positions | padded positions | padding |")
+    print("|---|---|---|---|---|")
+    for budget in budgets:
+        engine = SignificanceEngine(model_dir, device="cpu", max_batch_tokens=budget,
+                                    pipelined=False)  # fmt: skip
+        engine.forward_tokens = budget
+        simulate_device(engine, 0.0)
+        for a, b in split_waves(texts, budget):
+            engine.count_texts(texts[a:b], 0.5)
+        c = engine.counters
+        print(f"| {budget} | {c.forwards} | {c.real} | {c.padded} | "
+              f"{c.padded_fraction * 100:.1f}% |")  # fmt: skip
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--texts", type=int, default=256)
@@ -90,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slice", type=int, default=0, help="texts per call (0: one call)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--padding-only", type=str, default="",
+                   help="comma-separated batch budgets: print the padded fraction of forward "
+                        "positions for each (calls cut as the batcher cuts them) and stop")  # fmt: skip
     args = p.parse_args(argv)
 
     model_dir = args.model
@@ -98,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
 
         model_dir = str(cached_model("minilm", args.model_cache))
     texts = make_texts(args.texts, args.seed, args.median_words)
+    if args.padding_only:
+        return padding_table(model_dir, texts, [int(b) for b in args.padding_only.split(",")])
     engines = {}
     for name, pipelined in (("serial", False), ("pipelined", True)):
         engine = SignificanceEngine(model_dir, device="cpu", max_batch_tokens=args.max_batch_tokens,
