@@ -18,6 +18,7 @@ from service.engine.cpu_encoder import OneDnnEncoder
 from service.engine.layout import TextsLayout
 from service.engine.packing import ForwardBatch, build_batches
 from service.engine.tokenization import VocabTables
+from service.engine.unpadded import UnpaddedEncoder
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,13 @@ class WordTokenOutputs:
 
 class ChunkClassifier:
     def __init__(
-        self, model: Any, tokenizer: Any, tables: VocabTables, device: torch.device, fused: bool
+        self,
+        model: Any,
+        tokenizer: Any,
+        tables: VocabTables,
+        device: torch.device,
+        fused: bool,
+        unpad: bool = False,
     ) -> None:
         self.model = model
         self.device = device
@@ -53,6 +60,8 @@ class ChunkClassifier:
         # fp32 on the CPU: the fused oneDNN forward where the architecture allows it.
         self._fast = OneDnnEncoder.build(encoder, device, dtype) if self._split else None
         self.fused = fused and self._split
+        # Projections and feed-forward on attended positions only (service/engine/unpadded.py).
+        self._unpadded = UnpaddedEncoder.build(encoder) if unpad and self._split else None
         # A stand-in for the encoder, (ids, mask) -> hidden states: the simulated device of
         # bench/bench_pipeline.py (service/engine/simulated.py) plugs in here.
         self.encoder_override: (
@@ -103,7 +112,8 @@ class ChunkClassifier:
                 dest = batch.dest.to(dev, non_blocking=True)
                 forward_tokens += batch.real_tokens
                 if self._split:
-                    hidden = self._hidden(ids, mask)[rows, cols]
+                    keep = None if batch.keep is None else batch.keep.to(dev, non_blocking=True)
+                    hidden = self._hidden(ids, mask, keep)[rows, cols]
                     if self.fused:
                         out[dest] = hidden
                     else:
@@ -122,9 +132,18 @@ class ChunkClassifier:
         """Whether forwards run on the fused oneDNN encoder (CPU, fp32, BERT family)."""
         return self._fast is not None
 
-    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    @property
+    def unpadded(self) -> bool:
+        """Whether forwards skip padding in their GEMMs (service/engine/unpadded.py)."""
+        return self._unpadded is not None
+
+    def _hidden(
+        self, ids: torch.Tensor, mask: torch.Tensor | None, keep: torch.Tensor | None
+    ) -> torch.Tensor:
         if self.encoder_override is not None:
             return self.encoder_override(ids, mask)
+        if self._unpadded is not None and keep is not None:
+            return self._unpadded(ids, mask, keep)
         if self._fast is not None:
             return self._fast(ids, mask)
         return self._encoder(input_ids=ids, attention_mask=mask)[0]

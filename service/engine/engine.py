@@ -41,6 +41,7 @@ class SignificanceEngine:
         dtype: str = "auto",
         max_batch_tokens: int = 16384,
         pipelined: bool | None = None,
+        unpad: bool = False,
     ) -> None:
         if max_batch_tokens < WINDOW_POSITIONS:
             raise ValueError(
@@ -81,6 +82,7 @@ class SignificanceEngine:
                 # The Triton kernel applies the head itself (on CUDA, or interpreted on the CPU
                 # in tests); the torch path gets the logit differences.
                 fused=self.kernel_backend == "triton",
+                unpad=unpad,
             )
             self._stages = TextStages(
                 self._tokenizer, self._classifier, self._device, lambda: self.forward_tokens

@@ -26,6 +26,9 @@ class ForwardBatch:
     cols: torch.Tensor  # (K,) int64: its position in the row
     dest: torch.Tensor  # (K,) int64: its index in the flat word-token score vector
     real_tokens: int  # non-padding positions, CLS/SEP included
+    # (T,) int64 flat indices (row * L + column) of the positions the mask keeps; None when
+    # the mask keeps them all (the unpadded forward, service/engine/unpadded.py, takes them)
+    keep: torch.Tensor | None = None
 
     @property
     def positions(self) -> int:
@@ -102,12 +105,14 @@ def _build(
         cols.append(local + 1)
         first = int(layout.word_token_offset[c])
         dest.append(np.arange(first, first + local.shape[0], dtype=np.int64))
+    full = bool(mask.all())
     return ForwardBatch(
         input_ids=host_tensor(ids, pin),
         # Without padding the encoder needs no mask, and SDPA takes its unmasked fast path.
-        attention_mask=host_tensor(mask, pin) if not mask.all() else None,
+        attention_mask=None if full else host_tensor(mask, pin),
         rows=host_tensor(np.concatenate(rows), pin),
         cols=host_tensor(np.concatenate(cols), pin),
         dest=host_tensor(np.concatenate(dest), pin),
         real_tokens=int(positions.sum()),
+        keep=None if full else host_tensor(np.flatnonzero(mask.reshape(-1)), pin),
     )
