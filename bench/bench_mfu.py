@@ -7,6 +7,10 @@ same texts as bench_engine.py (`make_texts`) are scored by a serial and a pipeli
 calls of about `--max-batch-tokens` estimated tokens, as the service's batcher makes them (the
 pipelined engine gets two calls at a time from two threads, as from the batcher).
 
+`--compare-unpad` adds a pipelined engine on the unpadded forward
+(service/engine/unpadded.py: GEMMs on attended positions only), with its counts against the
+serial engine's.
+
 FLOPs per chunk of L real positions (CLS and SEP included, padding never counted):
 L * layers * (24 d^2 + 4 L d). Utilisation = FLOPs / wall seconds / peak, where the peak is
 the bf16 throughput of a large matrix product measured on the same card just before. It also
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--model-cache", default="/tmp/sigreward-bench-models")
+    p.add_argument("--compare-unpad", action="store_true",
+                   help="add a pipelined engine with the unpadded forward (unpadded.py)")  # fmt: skip
     args = p.parse_args(argv)
 
     from tests.support.models import cached_xlmr_shaped
@@ -84,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = cached_xlmr_shaped(args.model_cache, args.layers, args.hidden, args.heads,
                                    args.ffn)  # fmt: skip
     texts = make_texts(args.texts, args.seed)
+    variants = [("serial", False, False), ("pipelined", True, False)]
+    if args.compare_unpad:
+        variants.append(("pipelined, unpadded", True, True))
     engines = {
         name: SignificanceEngine(
             str(model_dir),
@@ -91,12 +100,15 @@ def main(argv: list[str] | None = None) -> int:
             dtype=args.dtype,
             max_batch_tokens=args.max_batch_tokens,
             pipelined=piped,
-        )  # fmt: skip
-        for name, piped in (("serial", False), ("pipelined", True))
+            unpad=unpad,
+        )
+        for name, piped, unpad in variants
     }
-    for engine in engines.values():
+    for name, engine in engines.items():
         engine.forward_tokens = args.max_batch_tokens  # as on CUDA, also for a CPU dry run
         engine.warmup()
+        if "unpadded" in name and not engine._classifier.unpadded:
+            print(f"# {name}: the unpadded forward does not apply to this model")
     calls = calls_of(texts, args.max_batch_tokens)
     n_tokens = sum(engines["serial"].count_tokens(texts))
     flops = model_flops(engines["serial"], texts)
@@ -139,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         ok &= same == len(texts)
         mfu = f"{rate / peak * 100:.1f}%" if peak else "-"
         # positions scale FLOPs roughly linearly (attention is a small part at L <= 512)
-        with_pad = f"{rate / (1 - padded[name]) / peak * 100:.1f}%" if peak else "-"
+        if engines[name]._classifier.unpadded:  # GEMMs skip padding; only attention pads
+            with_pad = "-"
+        else:
+            with_pad = f"{rate / (1 - padded[name]) / peak * 100:.1f}%" if peak else "-"
         print(f"| {name} | {seconds:.3f} | {n_tokens / seconds:.0f} | {rate / 1e12:.1f} | "
               f"{mfu} | {padded[name] * 100:.1f}% | {with_pad} | {same}/{len(texts)} |")  # fmt: skip
     return 0 if ok else 1

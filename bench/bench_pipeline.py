@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--median-words", type=float, default=300.0)
     p.add_argument("--model", type=str, default=None,
-                   help="checkpoint dir for the tokenizer and head (default: MiniLM, built locally)")  # fmt: skip
+                   help="checkpoint dir for the tokenizer and head (default: MiniLM's tokenizer "
+                        "on a tiny encoder, built locally)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (1: the device stage's CPU work, which a GPU "
+                        "would do, takes one core; 0: torch's default)")  # fmt: skip
     p.add_argument("--model-cache", type=str, default="/tmp/sigreward-bench-models")
     p.add_argument("--max-batch-tokens", type=int, default=4096,
                    help="positions per forward and estimated tokens per wave, as on CUDA")  # fmt: skip
@@ -117,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
                         "positions for each (calls cut as the batcher cuts them) and stop")  # fmt: skip
     args = p.parse_args(argv)
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model_dir = args.model
     if model_dir is None:
-        from tests.support.models import cached_model
+        from tests.support.models import build_minilm_tokenizer_tiny_encoder
 
-        model_dir = str(cached_model("minilm", args.model_cache))
+        model_dir = str(build_minilm_tokenizer_tiny_encoder(
+            Path(args.model_cache) / "minilm-tokenizer-tiny-encoder-seed0"))  # fmt: skip
     texts = make_texts(args.texts, args.seed, args.median_words)
     if args.padding_only:
         return padding_table(model_dir, texts, [int(b) for b in args.padding_only.split(",")])
@@ -162,15 +169,18 @@ def main(argv: list[str] | None = None) -> int:
         engine.close()
 
     print(f"# {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC}  {platform.node()}")
-    print(f"# cpu: {_cpu_name()}, {os.cpu_count()} CPUs; torch {torch.__version__}; "
-          f"model {model_dir} (tokenizer and head; the encoder is simulated)")  # fmt: skip
+    print(f"# cpu: {_cpu_name()}, {os.cpu_count()} CPUs; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; model {model_dir} (tokenizer and head; the "
+          f"encoder is simulated)")  # fmt: skip
     print(f"# load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     print(f"# command: python {' '.join(sys.argv)}")
     calls = "one call" if args.slice <= 0 else f"calls of {args.slice} texts"
     print(f"# {len(texts)} texts, {n_tokens} tokens, {calls}; forwards of up to "
           f"{args.max_batch_tokens} positions, {positions} positions in all, "
           f"{padded * 100:.1f}% of them padding; host stages {zero.host:.3f} s "
-          f"({n_tokens / zero.host / 1e6:.2f}M tokens/s); best of {args.rounds} rounds")  # fmt: skip
+          f"({n_tokens / zero.host / 1e6:.2f}M tokens/s) and device stage {zero.device:.3f} s "
+          f"with a zero-time forward (its CPU work: stand-in, head, gather, post-processing); "
+          f"best of {args.rounds} rounds")  # fmt: skip
     print(
         "# host s, device s: time in the host stages (prepare, collect) and in the device "
         "stage (launch) of the serial run; the pipelined row is compared with them"

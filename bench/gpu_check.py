@@ -94,7 +94,8 @@ def steps(cache: str, xlmr_dir: str | None, cuda: bool) -> list[Step]:
         ),
         Step(
             "mfu",
-            "MFU of the bf16 engine, serial and pipelined, on an XLM-R-large-shaped model",
+            "MFU of the bf16 engine (serial, pipelined, pipelined + unpadded forward) on an "
+            "XLM-R-large-shaped model",
             gpu=[
                 "bench/bench_mfu.py",
                 "--device",
@@ -105,6 +106,7 @@ def steps(cache: str, xlmr_dir: str | None, cuda: bool) -> list[Step]:
                 "2048",
                 "--rounds",
                 "2",
+                "--compare-unpad",
                 "--model-cache",
                 cache,
             ],
@@ -119,11 +121,33 @@ def steps(cache: str, xlmr_dir: str | None, cuda: bool) -> list[Step]:
                 "24",
                 "--rounds",
                 "1",
+                "--compare-unpad",
                 "--model-cache",
                 cache,
             ],
             timeout_s=180,
             gpu_only_note="the bf16 peak and utilisation (the dry run uses a 2-layer model)",
+        ),  # fmt: skip
+        Step(
+            "unpad-fp32",
+            "fp32 (exact mode): counts of the unpadded forward against the padded one, and speed",
+            gpu=[
+                "bench/bench_mfu.py",
+                "--device",
+                "cuda",
+                "--dtype",
+                "fp32",
+                "--texts",
+                "512",
+                "--rounds",
+                "1",
+                "--compare-unpad",
+                "--model-cache",
+                cache,
+            ],
+            cpu=None,
+            timeout_s=120,
+            gpu_only_note="fp32 unpadded vs padded on the card (the dry run's mfu step has it)",
         ),  # fmt: skip
         Step(
             "engine-minilm",

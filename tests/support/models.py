@@ -471,3 +471,26 @@ def cached_xlmr_shaped(root: str | os.PathLike[str], layers: int = 24, hidden: i
     tok = "xlmr" if xlmr_tokenizer_json() is not None else "tiny"
     name = f"xlmr-shaped-L{layers}-d{hidden}-h{heads}-f{ffn}-{tok}tok-seed{seed}"
     return build_xlmr_shaped(Path(root) / name, layers, hidden, heads, ffn, seed)
+
+
+def build_minilm_tokenizer_tiny_encoder(dir: str | os.PathLike[str], seed: int = 0) -> Path:
+    """MiniLM's real uncased WordPiece tokenizer on a tiny random BERT (hidden 32, 1 layer):
+    realistic tokenization at almost no model cost, for benchmarks whose encoder is simulated
+    (bench/bench_pipeline.py), where the encoder's width only sets the stand-in's own work."""
+
+    def write(out: Path) -> None:
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+        tok = AutoTokenizer.from_pretrained(str(minilm_source_path()))
+        tok.save_pretrained(str(out))
+        config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=64,
+                            max_position_embeddings=512, num_labels=2,
+                            pad_token_id=tok.pad_token_id)  # fmt: skip
+        torch.manual_seed(seed)
+        model = BertForTokenClassification(config)
+        _spread_head(model.classifier, seed, std=0.3)
+        model.save_pretrained(str(out))
+
+    return _build_atomically(Path(dir), write)
