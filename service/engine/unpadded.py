@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from service.engine.cpu_encoder import _fuse_layer, _Layer, _supported
 
 # fp32 rounding of hidden states of size ~1 is ~1e-6; a wrong structure gives order 1.
-_CHECK_ATOL = {torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 1e-2}
+_FP32_ATOL = 1e-4
+_REDUCED_MEAN_ATOL = 5e-2
 
 
 class UnpaddedEncoder:
@@ -93,8 +94,12 @@ class UnpaddedEncoder:
             want = encoder(input_ids=ids, attention_mask=mask)[0]
             got = self(ids, mask, keep)
         real = mask.bool()
-        atol = _CHECK_ATOL.get(param.dtype, 1e-2)
-        return bool(torch.allclose(got[real].float(), want[real].float(), atol=atol, rtol=0.0))
+        diff = (got[real].float() - want[real].float()).abs()
+        if param.dtype == torch.float32:
+            return bool(diff.max() <= _FP32_ATOL)
+        # Reduced precision: rounding differs element by element through the layers, so the
+        # mean difference is what tells a wrong structure (order 1) from rounding.
+        return bool(diff.mean() <= _REDUCED_MEAN_ATOL)
 
 
 def _norm(x: torch.Tensor, ln: torch.nn.LayerNorm) -> torch.Tensor:

@@ -59,3 +59,11 @@ def test_other_structures_are_refused() -> None:
     encoder = DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2,
                                                hidden_dim=32))  # fmt: skip
     assert UnpaddedEncoder.build(encoder) is None
+
+
+def test_bf16_build_passes_its_check(tiny_xlmr_dir: Path) -> None:
+    """The check at build tolerates bf16 rounding (a failed check would drop the path)."""
+    engine = SignificanceEngine(str(tiny_xlmr_dir), device="cpu", dtype="bf16", unpad=True)
+    assert engine._classifier.unpadded
+    texts = ragged_texts(seed=5, n=10)
+    assert len(engine.count_texts(texts, 0.5)) == len(texts)
