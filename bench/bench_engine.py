@@ -5,7 +5,7 @@ scored by `SignificanceEngine.count_texts` (one call per `--slice` texts) and by
 `bench/published_pipeline.py` (llmlingua 0.2.2's own code, one response per call), on the same checkpoint, device and
 thread settings. Prints one table: texts, words, classifier tokens, seconds, texts/s,
 tokens/s, the speed ratio against the reference, and how many texts got exactly the same
-counts as the reference. On CUDA it adds model FLOP utilisation (method.md section 8, with
+counts as the reference. On CUDA it adds model FLOP utilisation (docs/perf.md "Counting FLOPs", with
 the bf16 peak measured here by a large matmul) and the post-processing kernel's GB/s.
 
     python bench/bench_engine.py --texts 96                      # CPU, MiniLM classifier
@@ -146,7 +146,7 @@ def _sync(device: torch.device) -> None:
 
 
 def model_flops(engine: SignificanceEngine, texts: list[str], padded_to: int = 0) -> float:
-    """method.md section 8: sum over chunks of L * n * (24 d^2 + 4 L d), real tokens only.
+    """docs/perf.md "Counting FLOPs": sum over chunks of L * n * (24 d^2 + 4 L d), real tokens only.
 
     With `padded_to`, every chunk is counted as that many positions instead (what a pipeline
     that pads each chunk computes), for the padding ceiling in the table's header.
@@ -288,10 +288,31 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(rows, args, engine, model_dir)
     real, padded = model_flops(engine, texts), model_flops(engine, texts, padded_to=512)
-    print(f"# model FLOPs (method.md section 8) of these texts: {real / 1e12:.3f} TFLOP on real "
+    print(f"# model FLOPs of these texts: {real / 1e12:.3f} TFLOP on real "
           f"positions, {padded / 1e12:.3f} TFLOP with every chunk padded to 512: padding alone "
           f"accounts for {padded / real:.2f}x")  # fmt: skip
+    print(retokenization_cost(engine, texts, main.seconds))
     return 0
+
+
+def retokenization_cost(engine: SignificanceEngine, texts: list[str], engine_seconds: float) -> str:
+    """Host time of the first tokenization vs the chunks' detokenize + second tokenization."""
+    from service.engine.chunking import chunk_spans
+
+    tok = engine._tokenizer
+    t0 = time.perf_counter()
+    encoded = tok.encode(texts)
+    t1 = time.perf_counter()
+    chunk_texts = [
+        tok.detokenize(tokens[s:e])
+        for ids, tokens in encoded
+        for s, e in chunk_spans(tok.tables.chunk_end[ids])
+    ]
+    tok.ids(chunk_texts)
+    t2 = time.perf_counter()
+    return (f"# host: first tokenization {t1 - t0:.3f} s, chunks detokenized and tokenized again "
+            f"{t2 - t1:.3f} s ({(t2 - t1) / engine_seconds * 100:.2f}% of the engine's "
+            f"{engine_seconds:.2f} s)")  # fmt: skip
 
 
 def print_table(rows: list[Row], args: argparse.Namespace, engine: SignificanceEngine,

@@ -1,4 +1,4 @@
-"""Our service vs the reference-style service (method.md section 7), through HTTP, with
+"""Our service vs the paper's reward service (the published LLMLingua-2 code), through HTTP, with
 concurrent clients.
 
 The same mixed-length texts as ``bench/bench_engine.py`` (its ``make_texts``) are cut into
@@ -362,7 +362,7 @@ def run(argv: Sequence[str] | None = None) -> Report:
         asyncio.run(_warm_ours(ours.base_url, args.threshold, warm, run_ids, _remaining(deadline, "warm-up")))  # fmt: skip
         # Rounds alternate the servers so that load from elsewhere on a shared machine hits both.
         for r in range(args.rounds):
-            ref_row = _measure("reference-style (fp32, 1 request/response)", ref.base_url,
+            ref_row = _measure("published llmlingua 0.2.2 (fp32, 1 request/response)", ref.base_url,
                                batches, args, reference_sender(args.threshold), deadline)  # fmt: skip
             ours_row = _measure(f"sigreward (POST /v1/rewards, {args.batch}/request)",
                                 ours.base_url, batches, args,

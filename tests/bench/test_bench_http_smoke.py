@@ -60,7 +60,7 @@ def test_bench_http_prints_table_and_counts_agree(tiny_model: Path) -> None:
     assert {"responses/s", "requests/s", "request p99 ms", "batch p99 ms"} <= set(col)
     assert len(rows) == 2 and all(len(r) == len(head) for r in rows), proc.stdout
     ref, ours = rows
-    assert ref[col["server"]].startswith("reference-style")
+    assert ref[col["server"]].startswith("published llmlingua")
     assert ours[col["server"]].startswith("sigreward")
     # The reference trainer sends one request per response; ours one per batch.
     assert int(ref[col["requests"]]) == TEXTS
