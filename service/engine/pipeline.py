@@ -17,10 +17,11 @@ identical bit for bit; only the overlap differs.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -93,7 +94,8 @@ class _Job:
     parts: dict[int, list[Any]] = field(default_factory=dict)
 
     def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
+        # Two stages can fail the same call at once; the first error is the one reported.
+        with contextlib.suppress(InvalidStateError):
             self.future.set_exception(exc)
 
     @property
@@ -136,14 +138,19 @@ class PipelinedExecutor:
         self._closed = False
 
     def submit(self, texts: list[str], threshold: float, detail: bool) -> Future[list[Any]]:
-        if self._closed:
-            raise RuntimeError("the engine's pipeline is closed")
-        self._start()
         job = _Job(texts, threshold, detail, split_waves(texts, self.wave_tokens))
         if not job.waves:
             job.future.set_result([])
             return job.future
-        self._jobs.put(job)
+        # Under the lock, so that no call can be queued behind close()'s stop marker.
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the engine's pipeline is closed")
+            if not self._started:
+                for t in self._threads:
+                    t.start()
+                self._started = True
+            self._jobs.put(job)
         return job.future
 
     def run(self, texts: list[str], threshold: float, detail: bool) -> list[Any]:
@@ -155,18 +162,11 @@ class PipelinedExecutor:
             if self._closed:
                 return
             self._closed = True
-            started = self._started
-        if started:
-            self._jobs.put(_STOP)
+            if self._started:
+                self._jobs.put(_STOP)
+        if self._started:
             for t in self._threads:
                 t.join()
-
-    def _start(self) -> None:
-        with self._start_lock:
-            if not self._started:
-                for t in self._threads:
-                    t.start()
-                self._started = True
 
     # Each loop passes _STOP on to the next stage when it gets it, then ends.
 
@@ -186,7 +186,7 @@ class PipelinedExecutor:
             if job.failed:
                 continue
             pending = _attempt(job, self.stages.launch, prepared, job.threshold)
-            del prepared  # its pinned buffers go back to the allocator as soon as possible
+            del item, prepared  # its pinned buffers go back to the allocator as soon as possible
             if not job.failed:
                 self._launched.put((job, index, pending))
         self._launched.put(_STOP)

@@ -182,3 +182,13 @@ def test_pipelined_matches_serial_on_cuda(tiny_xlmr_dir: Path, dtype: str) -> No
         assert got == [serial.count_texts(t, 0.5) for t in calls]
     finally:
         piped.close()
+
+
+def test_close_finishes_submitted_calls_then_refuses_new_ones() -> None:
+    piped = PipelinedExecutor(_RecordingStages(), wave_tokens=4)
+    calls = [piped.submit([f"t{i}", "xy"], 0.5, False) for i in range(5)]
+    piped.close()
+    assert [c.result(timeout=0) for c in calls] == [[2, 2], [2, 2], [2, 2], [2, 2], [2, 2]]
+    with pytest.raises(RuntimeError, match="closed"):
+        piped.submit(["late"], 0.5, False)
+    piped.close()  # twice is fine
