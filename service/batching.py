@@ -4,15 +4,16 @@ Requests enqueue their texts or value lists with an estimated token count; one b
 merges queued jobs of the same kind and threshold into engine calls of at most
 ``max_batch_tokens`` estimated tokens and runs each call in a worker thread, so the event loop
 stays free while the model runs. Engine calls are serialised, except that a pipelined engine
-(``max_concurrent_calls`` 2) gets the next call while it runs the current one, so that its host
-work on one overlaps its device work on the other. The queue is bounded by ``max_queue_tokens``: a job that does not fit is refused with
-:class:`QueueFull` (answered 429 with Retry-After), a job that could never fit with
-:class:`JobTooLarge` (413).
+(``max_concurrent_calls`` 2) gets the next call while it runs the current one, so that its
+host work on one overlaps its device work on the other. The queue is bounded by
+``max_queue_tokens``: a job that does not fit is refused with :class:`QueueFull` (answered
+429 with Retry-After), a job that could never fit with :class:`JobTooLarge` (413).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import time
 from collections import deque
@@ -24,10 +25,18 @@ from typing import Any, Protocol
 from service.metrics import Metrics
 from service.types import Counts, UnitDetail
 
-# Characters per classifier token used for the queue estimate: WordPiece / SentencePiece average
-# about four characters per token on English; three over-counts a little, which errs on the side
-# of refusing early rather than overfilling the queue.
-CHARS_PER_TOKEN = 3
+# UTF-8 bytes per classifier token used for the queue estimate. WordPiece / SentencePiece
+# average about four characters per token on English (one byte each), and about one token per
+# character on CJK (three bytes each): bytes / 3 holds for both, where characters / 3 was three
+# times low on CJK. It over-counts English a little, which errs on the side of refusing early.
+BYTES_PER_TOKEN = 3
+# Retry-After never exceeds this (a client should look again within the hour).
+MAX_RETRY_AFTER_S = 3600
+# Set by the HTTP layer for each request: resolves when the client disconnects, so queued work
+# whose client is gone is dropped before it starts (a retry then counts it once).
+CLIENT_GONE: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
+    "sigreward_client_gone", default=None
+)
 
 
 class Engine(Protocol):
@@ -60,11 +69,20 @@ class BatcherClosed(Exception):
     pass
 
 
+class ClientGone(Exception):
+    """The client disconnected while its job waited in the queue; the job was dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the client closed the connection before scoring started; nothing was recorded"
+        )
+
+
 KINDS = ("count_texts", "count_values", "inspect_texts", "inspect_values")
 
 
 def estimate_text_tokens(text: str) -> int:
-    return len(text) // CHARS_PER_TOKEN + 2
+    return len(text.encode("utf-8", "surrogatepass")) // BYTES_PER_TOKEN + 2
 
 
 @dataclass
@@ -84,6 +102,7 @@ class _Job:
     future: asyncio.Future[list[Any]]
     enqueued_at: float = field(default_factory=time.perf_counter)
     timing: Timing = field(default_factory=Timing)
+    started: bool = False  # taken into an engine call
 
 
 class Batcher:
@@ -109,8 +128,10 @@ class Batcher:
             max_workers=self.depth, thread_name_prefix="sigreward-engine"
         )
         self._closed = False
-        # Throughput estimate (tokens per second) for Retry-After; starts pessimistic.
+        # Throughput estimate (tokens per second) for Retry-After; a pessimistic guess until
+        # the first batch is measured.
         self._tokens_per_s = 2000.0
+        self._measured = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -198,7 +219,15 @@ class Batcher:
         self._update_gauges()
         self._pending.append(job)
         self._wakeup.set()
+        gone = CLIENT_GONE.get()
         try:
+            if gone is not None and not job.future.done():
+                await asyncio.wait({job.future, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if not job.future.done() and not job.started:
+                    job.future.cancel()  # _take_batch drops it and frees its tokens
+                    if self.metrics:
+                        self.metrics.queue_abandoned.inc()
+                    raise ClientGone()
             # shield: a client that disconnects cancels its wait, not the shared engine call.
             return await asyncio.shield(job.future)
         except asyncio.CancelledError:
@@ -206,8 +235,15 @@ class Batcher:
             raise
 
     # -- worker ----------------------------------------------------------------------------
+    @property
+    def tokens_per_s(self) -> float:
+        """Measured engine throughput: a moving average over recent batches."""
+        return self._tokens_per_s
+
     def _retry_after(self) -> int:
-        return int(min(60, max(1, math.ceil(self._queued_tokens / self._tokens_per_s))))
+        """Seconds until the queued work is done at the measured throughput."""
+        seconds = math.ceil(self._queued_tokens / self._tokens_per_s)
+        return int(min(MAX_RETRY_AFTER_S, max(1, seconds)))
 
     def _release(self, job: _Job) -> None:
         self._queued_tokens -= job.tokens
@@ -261,6 +297,8 @@ class Batcher:
             if not batch:
                 slots.release()
                 continue
+            for job in batch:
+                job.started = True
             task = loop.create_task(self._execute(loop, batch))
             running.add(task)
 
@@ -334,8 +372,14 @@ class Batcher:
         self, kind: str, batch: list[_Job], n_items: int, tokens: int, elapsed: float
     ) -> None:
         if elapsed > 0 and tokens > 0:
-            self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (tokens / elapsed)
+            rate = tokens / elapsed
+            # The first measurement replaces the start-up guess; later ones move an average.
+            self._tokens_per_s = (
+                rate if not self._measured else 0.8 * self._tokens_per_s + 0.2 * rate
+            )
+            self._measured = True
         if self.metrics:
+            self.metrics.throughput.set(self._tokens_per_s)
             self.metrics.batch_requests.observe(len(batch))
             self.metrics.batch_texts.observe(n_items)
             self.metrics.batch_tokens.observe(tokens)

@@ -43,6 +43,40 @@ def _add_serve_parser(subparsers: Any) -> None:
     p.add_argument("--max-samples", type=int)
     p.add_argument("--max-chars-per-response", type=int)
     p.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", help="seconds")
+    p.add_argument(
+        "--max-inflight-body-bytes",
+        type=int,
+        help="bytes of request bodies held at once (default 64 MiB); beyond it wait, then 429",
+    )
+    p.add_argument(
+        "--body-wait",
+        type=float,
+        dest="body_wait_s",
+        help="seconds a body waits for room in that budget before 429 (default 5)",
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=float,
+        dest="header_timeout_s",
+        help="seconds a connection may take to send its request headers (default 10)",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=float,
+        dest="body_timeout_s",
+        help="seconds a request body may pause between chunks before 408 (default 30)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        help="open connections at once (default 1024); beyond it new requests get 503",
+    )
+    p.add_argument(
+        "--metrics-open",
+        action="store_true",
+        default=None,
+        help="serve /metrics without a bearer token even when API keys are set",
+    )
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--dtype", help="auto | fp32 | bf16")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
@@ -67,6 +101,12 @@ _SETTINGS_FIELDS = (
     "max_samples",
     "max_chars_per_response",
     "drain_timeout_s",
+    "max_inflight_body_bytes",
+    "body_wait_s",
+    "header_timeout_s",
+    "body_timeout_s",
+    "max_connections",
+    "metrics_open",
     "device",
     "dtype",
     "log_level",
@@ -167,9 +207,14 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:  # e.g. --max-batch-tokens below one chunk
         return _fail(f"invalid configuration: {str(exc).splitlines()[0]}")
 
+    from service.connections import header_timeout_protocol
+
     app = create_app(settings, engine=engine)
     config = uvicorn.Config(
         app,
+        http=header_timeout_protocol(settings.header_timeout_s),
+        # Beyond this many open connections (or running requests) uvicorn answers 503.
+        limit_concurrency=settings.max_connections,
         host=settings.host,
         port=settings.port,
         log_config=None,

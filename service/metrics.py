@@ -48,6 +48,16 @@ class Metrics:
             "Requests refused with 429 because the queue was full",
             registry=r,
         )
+        self.queue_abandoned = Counter(
+            "sigreward_queue_abandoned",
+            "Queued requests dropped before scoring because their client disconnected",
+            registry=r,
+        )
+        self.throughput = Gauge(
+            "sigreward_engine_tokens_per_second",
+            "Measured engine throughput (estimated tokens per second, recent batches)",
+            registry=r,
+        )
         self.batch_requests = Histogram(
             "sigreward_batch_requests",
             "Requests merged into one engine call",

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from service.bounds import DEFAULT_MAX_STEP_JUMP, MAX_LAMBDA, MAX_OPTION, MAX_STEP
 from service.reward.params import BASELINE_PARAMS, ParamValue, validate_reward_params
 
 SignificanceMode = Literal["classifier", "values"]
@@ -67,18 +68,23 @@ class RunConfigPatch(BaseModel):
     reward_params: Annotated[dict[str, Any], WithJsonSchema(PARAMS_SCHEMA)] | None = Field(
         default=None, description=REWARD_PARAMS_DESCRIPTION
     )
-    lambda_c: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    lambda_w_n: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    lambda_w_e: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    # Bounded so that k, the rewards and a step's sums stay finite (service/bounds.py).
+    lambda_c: float | None = Field(default=None, ge=0, le=MAX_LAMBDA, allow_inf_nan=False)
+    lambda_w_n: float | None = Field(default=None, ge=0, le=MAX_LAMBDA, allow_inf_nan=False)
+    lambda_w_e: float | None = Field(default=None, ge=0, le=MAX_LAMBDA, allow_inf_nan=False)
     significance_threshold: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
     slope_start_step: int | None = Field(default=None, ge=0)
     slope_period: int | None = Field(default=None, ge=1)
-    slope_threshold: float | None = Field(default=None, allow_inf_nan=False)
-    k_max: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    slope_threshold: float | None = Field(
+        default=None, ge=-MAX_OPTION, le=MAX_OPTION, allow_inf_nan=False
+    )
+    k_max: float | None = Field(default=None, gt=0, le=MAX_OPTION, allow_inf_nan=False)
     # Outcome verification for samples that carry `label` instead of `correct`.
     verifier: VerifierName | None = None
     # OpenRLHF endpoint: derive the step from a count of samples when the client sends none.
     samples_per_step: int | None = Field(default=None, ge=1)
+    # A request or finish may name at most this many steps past the highest one seen.
+    max_step_jump: int | None = Field(default=None, ge=1, le=MAX_STEP)
 
     @field_validator("reward_params")
     @classmethod
@@ -119,6 +125,7 @@ class RunConfig(BaseModel):
     k_max: float | None = None
     verifier: VerifierName = "math"
     samples_per_step: int | None = None
+    max_step_jump: int = DEFAULT_MAX_STEP_JUMP
 
     @classmethod
     def resolve(cls, patch: RunConfigPatch, model_loaded: bool) -> RunConfig:

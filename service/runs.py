@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -66,6 +67,50 @@ class SampleError(ValueError):
         super().__init__(f"{self.param}: {message}")
         self.index = index
         self.field = field
+
+
+class StepTooFar(ValueError):
+    """A step more than the run's ``max_step_jump`` past the highest step it has seen (422).
+
+    Without the bound, one request for a huge step would make every later real step late."""
+
+    def __init__(self, run_id: str, step: int, highest: int, jump: int) -> None:
+        super().__init__(
+            f"step: {step} is more than max_step_jump = {jump} steps past the highest step "
+            f"run {run_id!r} has seen ({highest}); raise the run option max_step_jump "
+            f"(PUT /v1/runs/{run_id}) to allow it"
+        )
+        self.param = "step"
+
+
+def check_step_jump(record: RunRecord, config: RunConfig, step: int) -> None:
+    """``StepTooFar`` when ``step`` is past the run's highest step by more than allowed."""
+    highest = max(
+        record.max_step if record.max_step is not None else 0,
+        record.finished_through if record.finished_through is not None else 0,
+    )
+    if step - highest > config.max_step_jump:
+        raise StepTooFar(record.run_id, step, highest, config.max_step_jump)
+
+
+def check_finite(row: StepRecord, counted: Sequence[tuple[SampleInput, SampleResult]]) -> None:
+    """``SampleError`` naming the first sample whose numbers would make the step's sums or a
+    reward non-finite. The bounds on accepted numbers keep this from firing; it is the last
+    guard that keeps one request from storing a value every later request would fail on."""
+    for sample, result in counted:
+        if not (math.isfinite(result.reward) and math.isfinite(result.length_reward)):
+            raise SampleError(sample.index, "score", "the reward of this sample is not finite")
+    sums = (
+        row.score_sum,
+        row.significant_sum,
+        row.insignificant_sum,
+        row.lr_correct_sum,
+        row.lr_wrong_sum,
+    )
+    if not all(math.isfinite(value) for value in sums) and counted:
+        raise SampleError(
+            counted[0][0].index, "score", "the step's sums would overflow; send smaller numbers"
+        )
 
 
 @dataclass(frozen=True)
@@ -334,6 +379,7 @@ class RunService:
             if record is None:
                 raise RunNotFound(run_id)
             config = RunConfig.model_validate_json(record.config_json)
+            check_step_jump(record, config, step)
             state = ScheduleState.from_json(record.schedule_json)
             self._finish_through(tx, record, config, state, step)
             if record.finished_through is None or step > record.finished_through:
@@ -348,6 +394,7 @@ class RunService:
             raise ValueError("step must be >= 0")
         with self.store.write() as tx:
             record, _ = tx.ensure_run(self._new_record(run_id, self.default_config()))
+            check_step_jump(record, RunConfig.model_validate_json(record.config_json), step)
             return self._submit_locked(tx, record, step, samples)
 
     # the sample counter (OpenRLHF's step-less requests) -----------------------------------
@@ -480,6 +527,7 @@ class RunService:
                 row.n_wrong += 1
                 row.lr_wrong_sum += result.length_reward
             row.degenerate += int(result.degenerate_reference)
+        check_finite(row, counted)
         tx.put_step(row)
         tx.put_samples(
             run_id,

@@ -33,5 +33,28 @@ class Settings(BaseSettings):
     max_batch_tokens: int = 16_384
     max_queue_tokens: int = 1_000_000
     drain_timeout_s: float = 30.0
+    # Memory: bodies in flight together (a parsed body takes several times its size).
+    max_inflight_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="bytes of request bodies held at once; beyond it requests wait, then 429",
+    )
+    body_wait_s: float = Field(
+        default=5.0, ge=0, description="how long a body waits for room in the in-flight budget"
+    )
+    # Slow clients: a connection that stops sending is closed.
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="seconds a connection may take to send its headers"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="seconds a request body may pause between two chunks"
+    )
+    max_connections: int = Field(
+        default=1024, ge=1, description="open connections at once; beyond it new ones get 503"
+    )
+    # /metrics lists run ids: with API keys it needs a key unless this opens it.
+    metrics_open: bool = Field(
+        default=False, description="serve /metrics without a bearer token when API keys are set"
+    )
     log_responses: bool = Field(default=False, description="log response texts (off: privacy)")
     log_level: str = "info"

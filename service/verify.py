@@ -28,11 +28,12 @@ from multiprocessing import util as _multiprocessing_util  # noqa: F401 - see at
 from multiprocessing.connection import Connection
 from typing import Any
 
+from service.bounds import MAX_LABEL_CHARS
+
 logger = logging.getLogger(__name__)
 
 # Answers sit at the end of a response; a bounded tail keeps regex and sympy work small.
 MAX_RESPONSE_CHARS = 8192
-MAX_LABEL_CHARS = 1024
 # Per-call limits inside math-verify (seconds, whole numbers because of signal.alarm).
 PARSE_TIMEOUT_S = 2
 COMPARE_TIMEOUT_S = 2

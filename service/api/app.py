@@ -22,7 +22,7 @@ from fastapi.openapi.utils import get_openapi
 import service
 from service.api import ops, rewards, runs, significance
 from service.api.errors import install_error_handlers
-from service.api.middleware import OPEN_PATHS, ServiceMiddleware
+from service.api.middleware import ServiceMiddleware, open_paths
 from service.api.state import ServiceState
 from service.batching import Batcher
 from service.metrics import Metrics
@@ -99,6 +99,7 @@ def _lifespan(state: ServiceState) -> Any:
                 state.warmup_task.cancel()
             if state.batcher is not None:
                 await state.batcher.stop()
+            state.json_parser.close()
             await asyncio.to_thread(_shutdown_verifier)
             await asyncio.to_thread(state.store.close)
 
@@ -117,8 +118,9 @@ def _custom_openapi(app: FastAPI, settings: Settings) -> Any:
                 "type": "http",
                 "scheme": "bearer",
             }
+            unauthenticated = open_paths(settings.metrics_open)
             for path, operations in schema.get("paths", {}).items():
-                if path in OPEN_PATHS:
+                if path in unauthenticated:
                     continue
                 for operation in operations.values():
                     operation["security"] = [{"bearerAuth": []}]

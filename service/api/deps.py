@@ -10,9 +10,10 @@ from fastapi import Path, Request
 
 from service.api.errors import ApiError
 from service.api.state import ServiceState
-from service.batching import BatcherClosed, JobTooLarge, QueueFull
+from service.batching import BatcherClosed, ClientGone, JobTooLarge, QueueFull
 from service.run_config import RUN_ID_PATTERN
-from service.runs import RunConflict, RunNotFound, SampleError
+from service.runs import RunConflict, RunNotFound, SampleError, StepTooFar
+from service.store import StoreUnavailable
 
 T = TypeVar("T")
 
@@ -48,6 +49,19 @@ async def in_thread(fn: Callable[..., T], *args: Any) -> T:
         raise domain_error(exc) from exc
 
 
+# Seconds a client is asked to wait while the store is unreachable (a restart takes seconds).
+STORE_RETRY_AFTER_S = 2
+
+
+def store_unavailable(exc: Exception) -> ApiError:
+    """503 with Retry-After: the database is down or restarting; nothing was committed."""
+    return ApiError(
+        503,
+        f"the run store is unavailable ({exc}); retry the request",
+        headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+    )
+
+
 def domain_error(exc: Exception) -> Exception:
     """The ApiError for a domain or batcher exception; other exceptions pass through (500)."""
     if isinstance(exc, ApiError):
@@ -56,6 +70,10 @@ def domain_error(exc: Exception) -> Exception:
         return ApiError(404, str(exc), param="run_id")
     if isinstance(exc, RunConflict):
         return ApiError(409, str(exc), param=exc.fields[0] if exc.fields else None)
+    if isinstance(exc, StoreUnavailable):
+        return store_unavailable(exc)
+    if isinstance(exc, StepTooFar):
+        return ApiError(422, str(exc), param=exc.param)
     if isinstance(exc, SampleError):
         return ApiError(422, str(exc), param=exc.param)
     if isinstance(exc, QueueFull):
@@ -66,6 +84,9 @@ def domain_error(exc: Exception) -> Exception:
         )
     if isinstance(exc, JobTooLarge):
         return ApiError(413, str(exc), param="samples")
+    if isinstance(exc, ClientGone):
+        # Nobody reads this answer; 499 (as nginx logs it) keeps it apart in metrics and logs.
+        return ApiError(499, str(exc), type="client_closed_request")
     if isinstance(exc, BatcherClosed):
         return ApiError(503, str(exc), headers={"Connection": "close"})
     return exc

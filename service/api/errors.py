@@ -139,6 +139,15 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
+    from service.store import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        # A store call outside the domain mapping (service.api.deps): still retryable.
+        return error_response(
+            503,
+            f"the run store is unavailable ({exc}); retry the request",
+            headers={"Retry-After": "2"},
+        )
     logger.error(
         "unhandled error on %s %s (request id %s)",
         request.method,

@@ -1,11 +1,16 @@
 """One pure-ASGI middleware for what every request shares, in this order: request id, bearer
-auth (401), readiness / draining gate (503), body size limit (413, refused from Content-Length
-before the body is read, or as soon as the streamed bytes pass the limit), JSON content type of
-bodies sent to a route (415), in-flight count for draining, timing headers, metrics (labelled
-with the matched route's template), one JSON access-log line, and a last-resort 500 envelope."""
+auth (401; /metrics included unless metrics_open), readiness / draining gate (503), the body
+read within its limits (``service.api.bodies``: 413 from Content-Length or as soon as the
+streamed bytes pass the limit, the in-flight body budget with 429, 408 on a stalled body), the
+JSON check in the parse thread (``service.api.jsonbody``: 400 invalid_json, 422 for NaN or a
+lone surrogate), JSON content type of bodies sent to a route (415), a disconnect watcher that
+lets the batcher drop work of clients that left, in-flight count for draining, timing headers,
+metrics (labelled with the matched route's template), one JSON access-log line, a 503 envelope
+for requests cut by the drain timeout, and a last-resort 500 envelope."""
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import hmac
 import json
@@ -18,18 +23,23 @@ from typing import Any
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.bodies import BodyBudget, BodyReader
+from service.api.early import EarlyResponse
 from service.api.errors import ERROR_TYPES, envelope
-from service.api.jsonbody import non_finite_error
+from service.api.jsonbody import UNPARSED, inspect_body
 from service.api.state import ServiceState
+from service.batching import CLIENT_GONE
 
 access_log = logging.getLogger("sigreward.access")
 error_log = logging.getLogger("sigreward.api")
 
-# Open without a bearer token: probes and scrapers, the static web page, and the API's own
-# documentation pages (a browser cannot send a bearer token to open them).
+# Open without a bearer token: probes, the static web page, and the API's own documentation
+# pages (a browser cannot send a bearer token to open them). /metrics names runs: it is open
+# only when no keys are set or the operator opens it (metrics_open).
 OPEN_PATHS = frozenset(
-    {"/livez", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {"/livez", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
+METRICS_PATH = "/metrics"
 OPEN_PREFIXES = ("/ui",)
 # Answered even while not ready or draining.
 UNGATED_PATHS = frozenset(
@@ -42,6 +52,15 @@ _MAX_REQUEST_ID = 128
 _MAX_ERROR_BODY = 65536
 UNMATCHED = "unmatched"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Future[None]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not gone.done():
+                gone.set_result(None)
+            return
 
 
 def is_json_content_type(value: bytes | None) -> bool:
@@ -90,8 +109,9 @@ def _route_templates(routes: Iterable[BaseRoute]) -> list[tuple[Any, str]]:
     return found
 
 
-def _is_open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+def open_paths(metrics_open: bool) -> frozenset[str]:
+    """The paths served without a bearer token when API keys are set."""
+    return OPEN_PATHS | {METRICS_PATH} if metrics_open else OPEN_PATHS
 
 
 def _is_gated(path: str) -> bool:
@@ -104,15 +124,6 @@ def _request_id(raw: bytes | None) -> str:
         if len(text) <= _MAX_REQUEST_ID and text.isprintable() and text.isascii():
             return text
     return uuid.uuid4().hex
-
-
-class _EarlyResponse(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, **headers: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.headers = headers
 
 
 def bearer_ok(authorization: bytes | None, keys: Iterable[bytes]) -> bool:
@@ -135,7 +146,12 @@ class ServiceMiddleware:
         self.state = state
         self.router = router
         self.keys = [k.encode() for k in state.settings.api_keys if k]
-        self.max_body = state.settings.max_body_bytes
+        self.open_paths = open_paths(state.settings.metrics_open)
+        settings = state.settings
+        self.max_body = settings.max_body_bytes
+        self.body_timeout_s = settings.body_timeout_s
+        self.body_budget = BodyBudget(settings.max_inflight_body_bytes, settings.body_wait_s)
+        state.body_budget = self.body_budget
         self._templates: list[tuple[Any, str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -179,23 +195,23 @@ class ServiceMiddleware:
 
         counted = False
         try:
-            if self.keys and not _is_open(path):
+            if self.keys and not (path in self.open_paths or path.startswith(OPEN_PREFIXES)):
                 if not bearer_ok(headers.get(b"authorization"), self.keys):
-                    raise _EarlyResponse(
+                    raise EarlyResponse(
                         401,
                         "missing or invalid bearer token (send Authorization: Bearer <key>)",
                         **{"www-authenticate": "Bearer"},
                     )
             if gated and self.state.draining:
-                raise _EarlyResponse(
+                raise EarlyResponse(
                     503, "the server is draining; retry on another replica", connection="close"
                 )
             if gated and not self.state.ready:
-                raise _EarlyResponse(503, "the server is not ready yet", **{"retry-after": "1"})
+                raise EarlyResponse(503, "the server is not ready yet", **{"retry-after": "1"})
             if gated:
                 self.state.request_started()
                 counted = True
-            receive, has_body = await self._buffer_body(headers, receive)
+            receive, has_body = await self._buffer_body(headers, receive, request_state)
             if (
                 has_body
                 and method in _BODY_METHODS
@@ -203,16 +219,29 @@ class ServiceMiddleware:
                 and self._match(scope)[1]
             ):
                 sent = headers.get(b"content-type", b"").decode("latin-1")
-                raise _EarlyResponse(
+                raise EarlyResponse(
                     415,
                     "the request body must be JSON sent with Content-Type: application/json "
                     + (f"(got Content-Type: {sent})" if sent else "(no Content-Type was sent)"),
                 )
             await self.app(scope, receive, send_wrapper)
-        except _EarlyResponse as early:
+        except EarlyResponse as early:
             await self._send_error(
-                send_wrapper, early.status, early.message, early.param, early.headers
+                send_wrapper, early.status, early.message, early.param, early.headers, early.type
             )
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when the drain timeout has passed: answer
+            # the documented 503 (the client retries elsewhere) instead of a plain-text 500.
+            # A sample id makes that retry safe even if the store already committed it.
+            if not response_started:
+                await self._send_error(
+                    send_wrapper,
+                    503,
+                    "the server is shutting down and could not finish this request; retry it "
+                    "(on another replica)",
+                    None,
+                    {"connection": "close", "retry-after": "1"},
+                )
         except Exception as exc:
             error_log.error(
                 "unhandled error on %s %s (request id %s)", method, path, request_id, exc_info=exc
@@ -225,49 +254,54 @@ class ServiceMiddleware:
             if status >= 400 and "error" not in request_state:
                 request_state["error"] = _envelope_type(b"".join(error_body), status)
             self._record(scope, method, path, status, started, request_id, request_state)
+            self.body_budget.release(request_state.pop("body_reserved", 0))
+            request_state.pop("json_body", None)
+            watcher = request_state.pop("disconnect_watcher", None)
+            if watcher is not None:
+                watcher.cancel()
+            token = request_state.pop("client_gone_token", None)
+            if token is not None:
+                CLIENT_GONE.reset(token)
 
     async def _buffer_body(
-        self, headers: dict[bytes, bytes], receive: Receive
+        self, headers: dict[bytes, bytes], receive: Receive, request_state: dict[str, Any]
     ) -> tuple[Receive, bool]:
-        """Read the whole body (bounded by max_body_bytes) and replay it to the app; also
-        whether the body was non-empty."""
+        """Read the whole body within the limits (``service.api.bodies``), parse a JSON body
+        in a worker thread (``service.api.jsonbody``) and replay the body to the app; also
+        whether the body was non-empty. The parsed document goes to the route in
+        ``request_state["json_body"]`` so the event loop never parses a large body."""
         length = headers.get(b"content-length")
+        declared: int | None = None
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
-                raise _EarlyResponse(400, "invalid Content-Length header") from None
-            if declared > self.max_body:
-                raise _EarlyResponse(
-                    413,
-                    f"request body of {declared} bytes exceeds the limit of {self.max_body} bytes",
-                    connection="close",
+                raise EarlyResponse(400, "invalid Content-Length header") from None
+        reader = BodyReader(self.body_budget, self.max_body, self.body_timeout_s)
+        try:
+            first = await reader.read(declared, receive)
+        finally:
+            # Released by __call__ once the request is answered (its parsed body lives until).
+            request_state["body_reserved"] = reader.reserved
+        body = first.get("body", b"") if first["type"] == "http.request" else b""
+        if body and is_json_content_type(headers.get(b"content-type")):
+            document, problem = await self.state.json_parser.run(inspect_body, body)
+            if problem is not None:
+                raise EarlyResponse(
+                    problem.status, problem.message, problem.param, type=problem.type
                 )
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                # The client went away; let the app see the disconnect.
-                first = message
-                break
-            body = message.get("body", b"")
-            total += len(body)
-            if total > self.max_body:
-                raise _EarlyResponse(
-                    413,
-                    f"request body exceeds the limit of {self.max_body} bytes",
-                    connection="close",
-                )
-            chunks.append(body)
-            if not message.get("more_body", False):
-                body = b"".join(chunks)
-                if body and is_json_content_type(headers.get(b"content-type")):
-                    bad = non_finite_error(body)
-                    if bad is not None:
-                        raise _EarlyResponse(422, bad[1], bad[0])
-                first = {"type": "http.request", "body": body, "more_body": False}
-                break
+            if document is not UNPARSED:
+                request_state["json_body"] = document
+        # One task reads the connection from now on and resolves CLIENT_GONE when the client
+        # disconnects (the batcher drops its queued work); the app sees the same disconnect.
+        gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if first["type"] != "http.request":
+            gone.set_result(None)
+        else:
+            request_state["disconnect_watcher"] = asyncio.create_task(
+                _watch_disconnect(receive, gone)
+            )
+        request_state["client_gone_token"] = CLIENT_GONE.set(gone)
         replayed = False
 
         async def replay() -> Message:
@@ -275,15 +309,21 @@ class ServiceMiddleware:
             if not replayed:
                 replayed = True
                 return first
-            return await receive()
+            await asyncio.shield(gone)
+            return {"type": "http.disconnect"}
 
-        return replay, bool(first.get("body"))
+        return replay, bool(body)
 
     @staticmethod
     async def _send_error(
-        send: Send, status: int, message: str, param: str | None, headers: dict[str, str]
+        send: Send,
+        status: int,
+        message: str,
+        param: str | None,
+        headers: dict[str, str],
+        type: str | None = None,
     ) -> None:
-        body = json.dumps(envelope(status, message, param)).encode()
+        body = json.dumps(envelope(status, message, param, type)).encode()
         raw_headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -7,21 +7,24 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
+from service.bounds import MAX_ABS_SCORE, MAX_COUNT, MAX_STEP, MAX_TOKENS
 from service.run_config import RUN_ID_PATTERN, RunConfig
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _replace_lone_surrogates(text: str) -> str:
-    # JSON may escape half of a surrogate pair ("\ud800"); such text cannot be encoded (the
-    # tokenizer and the stores need UTF-8), so it becomes U+FFFD like any other broken byte.
+    # HTTP bodies with half a surrogate pair ("\ud800") are refused before validation
+    # (service/api/jsonbody.py); this keeps samples built in-process encodable (UTF-8 stores).
     return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 # Policy output: any text, broken bytes (U+FFFD, control characters, lone surrogates) included.
 Text = Annotated[str, AfterValidator(_replace_lone_surrogates)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Count = Annotated[float, Field(ge=0, le=MAX_COUNT, allow_inf_nan=False)]
+Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
+Score = Annotated[float, Field(ge=-MAX_ABS_SCORE, le=MAX_ABS_SCORE, allow_inf_nan=False)]
 RunId = Annotated[
     str,
     Field(
@@ -62,8 +65,8 @@ class Reference(_Strict):
     significance: list[FiniteFloat] | None = Field(
         default=None, description="reference unit values (values mode)"
     )
-    significant: NonNegativeFloat | None = None
-    insignificant: NonNegativeFloat | None = None
+    significant: Count | None = None
+    insignificant: Count | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Reference:
@@ -93,15 +96,16 @@ class RewardSample(_Strict):
     significance: list[FiniteFloat] | None = Field(
         default=None, description="values mode: one number per unit, higher = more significant"
     )
-    num_tokens: int | None = Field(default=None, ge=0, description="policy tokens (baselines)")
-    target_tokens: int | None = Field(default=None, ge=0, description="L1 target length")
+    num_tokens: Tokens | None = Field(default=None, description="policy tokens (baselines)")
+    target_tokens: Tokens | None = Field(default=None, description="L1 target length")
     correct: StrictBool | None = Field(default=None, description="the outcome")
     label: Text | None = Field(
         default=None,
         description="reference answer, verified against `response` when `correct` is absent",
     )
-    score: FiniteFloat | None = Field(
-        default=None, description="outcome score; default 1.0 / 0.0 from correct"
+    score: Score | None = Field(
+        default=None,
+        description="outcome score, at most 1e9 in magnitude; default 1.0 / 0.0 from correct",
     )
     reference: Reference | None = None
 
@@ -130,7 +134,7 @@ class RewardsRequest(_Strict):
     )
 
     run_id: RunId
-    step: int = Field(ge=0, le=2**62, examples=[120])
+    step: int = Field(ge=0, le=MAX_STEP, examples=[120])
     samples: list[RewardSample] = Field(min_length=1)
 
 
@@ -247,6 +251,10 @@ class Limits(BaseModel):
     max_batch_tokens: int
     max_queue_tokens: int
     drain_timeout_s: float
+    max_inflight_body_bytes: int
+    body_timeout_s: float
+    header_timeout_s: float
+    max_connections: int
 
 
 class InfoResponse(BaseModel):

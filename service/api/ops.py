@@ -5,6 +5,8 @@ status, no body. The HEAD routes stay out of the OpenAPI document."""
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -28,21 +30,34 @@ async def livez_head() -> Response:
     return Response(status_code=200)
 
 
-def _ready(request: Request) -> tuple[bool, str]:
+# /readyz gives the store this long to answer SELECT 1.
+STORE_PING_TIMEOUT_S = 3.0
+
+
+async def _ready(request: Request) -> tuple[bool, str]:
     state = service_state(request)
-    if state.ready and not state.draining:
-        return True, "ready"
-    return False, "draining" if state.draining else "warming up"
+    if not state.ready or state.draining:
+        return False, "draining" if state.draining else "warming up"
+    if state.store is not None:
+        # A replica whose database is down cannot serve: take it out of rotation.
+        try:
+            await asyncio.wait_for(asyncio.to_thread(state.store.ping), STORE_PING_TIMEOUT_S)
+        except TimeoutError:
+            return False, f"the run store did not answer within {STORE_PING_TIMEOUT_S:g} s"
+        except Exception as exc:  # noqa: BLE001 - any failure to answer means not ready
+            return False, f"the run store is unavailable ({exc})"
+    return True, "ready"
 
 
 @router.get(
     "/readyz",
     response_model=HealthResponse,
     responses=error_responses(503),
-    summary="Readiness: 200 once the model is warm and the server is not draining",
+    summary="Readiness: 200 once the model is warm, the store answers and the server is not "
+    "draining",
 )
 async def readyz(request: Request) -> Response:
-    ready, reason = _ready(request)
+    ready, reason = await _ready(request)
     if ready:
         return JSONResponse({"status": "ready"})
     return JSONResponse(envelope(503, f"not ready: {reason}"), status_code=503)
@@ -50,7 +65,7 @@ async def readyz(request: Request) -> Response:
 
 @router.head("/readyz", include_in_schema=False)
 async def readyz_head(request: Request) -> Response:
-    return Response(status_code=200 if _ready(request)[0] else 503)
+    return Response(status_code=200 if (await _ready(request))[0] else 503)
 
 
 @router.get(
@@ -87,5 +102,9 @@ async def info(request: Request) -> InfoResponse:
             max_batch_tokens=settings.max_batch_tokens,
             max_queue_tokens=settings.max_queue_tokens,
             drain_timeout_s=settings.drain_timeout_s,
+            max_inflight_body_bytes=settings.max_inflight_body_bytes,
+            body_timeout_s=settings.body_timeout_s,
+            header_timeout_s=settings.header_timeout_s,
+            max_connections=settings.max_connections,
         ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.api.deps import service_state
+from service.api.jsonroute import ParsedJsonRoute
 from service.api.models import (
     RewardsRequest,
     RewardsResponse,
@@ -15,7 +16,7 @@ from service.api.models import (
 from service.api.scoring import score_and_submit
 from service.batching import Timing
 
-router = APIRouter(tags=["rewards"])
+router = APIRouter(tags=["rewards"], route_class=ParsedJsonRoute)
 
 
 @router.post(

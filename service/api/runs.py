@@ -8,11 +8,12 @@ from fastapi import APIRouter, Body, Path, Request, Response
 
 from service.api.deps import RunIdPath, in_thread, runs_of, service_state
 from service.api.errors import ApiError
+from service.api.jsonroute import ParsedJsonRoute
 from service.api.models import RunResponse, error_responses
 from service.reward.params import RewardParamError
 from service.run_config import RunConfigPatch
 
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], route_class=ParsedJsonRoute)
 
 _PUT_EXAMPLE = {
     "significance": "values",

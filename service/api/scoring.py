@@ -15,6 +15,7 @@ from service.api.errors import ApiError
 from service.api.models import RewardSample
 from service.api.state import ServiceState
 from service.batching import Timing
+from service.bounds import MAX_LABEL_CHARS
 from service.run_config import RunConfig
 from service.types import Counts, SampleInput, SubmitResult
 
@@ -67,6 +68,16 @@ def check_modes(state: ServiceState, config: RunConfig, samples: Sequence[Reward
                 raise _fail(i, "correct", "required (or send label with response to verify it)")
             if sample.response is None:
                 raise _fail(i, "response", "required to verify label")
+            # The verifier reads at most MAX_LABEL_CHARS of a label; comparing a cut label
+            # would record a wrong outcome, so a longer one is refused instead.
+            length = len(sample.label.strip())
+            if length > MAX_LABEL_CHARS:
+                raise _fail(
+                    i,
+                    "label",
+                    f"{length} characters exceed the verifier's limit of {MAX_LABEL_CHARS}; "
+                    "send correct instead",
+                )
         if config.reward != "significance":
             continue
         if config.significance == "classifier":

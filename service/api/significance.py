@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from service.api.deps import domain_error, service_state
 from service.api.errors import ApiError
+from service.api.jsonroute import ParsedJsonRoute
 from service.api.models import (
     SignificanceRequest,
     SignificanceResponse,
@@ -15,7 +16,7 @@ from service.api.models import (
 from service.api.scoring import MAX_VALUE_SPAN, value_span_ok
 from service.batching import Timing
 
-router = APIRouter(tags=["significance"])
+router = APIRouter(tags=["significance"], route_class=ParsedJsonRoute)
 
 DEFAULT_THRESHOLD = 0.5
 

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.api.parsing import JsonParser
 from service.batching import Batcher
 from service.metrics import Metrics
 from service.runs import RunService
@@ -27,6 +28,8 @@ class ServiceState:
     in_flight: int = 0
     started_at: float = field(default_factory=time.time)
     warmup_task: asyncio.Task[None] | None = None
+    body_budget: Any = None  # service.api.bodies.BodyBudget, set by the middleware
+    json_parser: JsonParser = field(default_factory=JsonParser)
 
     @property
     def model_loaded(self) -> bool:

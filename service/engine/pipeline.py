@@ -28,9 +28,10 @@ from typing import Any, Protocol, TypeVar
 Prepared = TypeVar("Prepared")
 Pending = TypeVar("Pending")
 
-# Characters per token for cutting calls into waves before they are tokenized (the batcher's
-# estimate of three slightly over-counts English, so a wave holds at most about its budget).
-CHARS_PER_TOKEN = 3
+# UTF-8 bytes per token for cutting calls into waves before they are tokenized, as the
+# batcher estimates (three slightly over-counts English, so a wave holds at most about its
+# budget; CJK characters are three bytes and about one token each).
+BYTES_PER_TOKEN = 3
 # Waves the host may prepare ahead of the device: one being filled while one waits keeps the
 # device busy without holding many packed waves in (pinned) memory.
 LOOKAHEAD_WAVES = 2
@@ -38,7 +39,7 @@ LOOKAHEAD_WAVES = 2
 
 def split_waves(texts: Sequence[str], wave_tokens: int) -> list[tuple[int, int]]:
     """[start, stop) ranges of consecutive texts of at most about `wave_tokens` tokens each
-    (estimated from characters); a text longer than the budget is a wave of its own.
+    (estimated from UTF-8 bytes); a text longer than the budget is a wave of its own.
 
     Depends on the texts only, so serial and pipelined execution cut a call identically."""
     if wave_tokens < 1:
@@ -46,7 +47,7 @@ def split_waves(texts: Sequence[str], wave_tokens: int) -> list[tuple[int, int]]
     waves: list[tuple[int, int]] = []
     start, used = 0, 0
     for i, text in enumerate(texts):
-        cost = len(text) // CHARS_PER_TOKEN + 2
+        cost = len(text.encode("utf-8", "surrogatepass")) // BYTES_PER_TOKEN + 2
         if i > start and used + cost > wave_tokens:
             waves.append((start, i))
             start, used = i, 0

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from service.bounds import MAX_OPTION
+
 ParamKind = Literal["number", "integer", "schedule"]
 ParamValue = float | int | list[list[float | int]]
 
@@ -139,6 +141,8 @@ def _finite(field: str, value: Any, what: str) -> float:
         raise RewardParamError(field, f"must be {what}, got {_json_type(value)}")
     if not math.isfinite(value):
         raise RewardParamError(field, "must be finite")
+    if abs(value) > MAX_OPTION:  # keeps every reward and a step's sums finite
+        raise RewardParamError(field, f"must be of magnitude at most {MAX_OPTION:g}")
     return float(value)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from service.bounds import MAX_RATIO
 from service.types import Counts
 
 
@@ -21,15 +22,16 @@ def cos_clamped(x: float) -> float:
 
 
 def ratios(counts: Counts, reference: Counts) -> tuple[float, float, bool]:
-    """(r_I, r_S, degenerate): both ratios are 0 when the reference lacks either kind of unit.
+    """(r_I, r_S, degenerate): both ratios are 0 when the reference lacks either kind of unit,
+    and at most MAX_RATIO (so that k * r_S is finite against any accepted reference).
 
     ``degenerate`` is True only when a non-empty response met such a reference (the rule of
     method.md section 4.3 that users should see fire).
     """
     if counts.total > 0 and reference.significant > 0 and reference.insignificant > 0:
         return (
-            counts.insignificant / reference.insignificant,
-            counts.significant / reference.significant,
+            min(counts.insignificant / reference.insignificant, MAX_RATIO),
+            min(counts.significant / reference.significant, MAX_RATIO),
             False,
         )
     return 0.0, 0.0, counts.total > 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from service.store.base import RunRecord, StepRecord, Store, Transaction
+from service.store.base import RunRecord, StepRecord, Store, StoreUnavailable, Transaction
 from service.store.postgres import PostgresStore
 from service.store.sqlite import SqliteStore
 
@@ -34,6 +34,7 @@ __all__ = [
     "SqliteStore",
     "StepRecord",
     "Store",
+    "StoreUnavailable",
     "Transaction",
     "make_store",
 ]

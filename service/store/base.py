@@ -50,6 +50,11 @@ class StepRecord:
     state_after_json: str | None = None  # schedule state after this step finished
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached (database down, restarting, unreachable). Retryable: the
+    API answers 503 with Retry-After, and nothing was committed by the failed transaction."""
+
+
 class Transaction(Protocol):
     def ensure_run(self, record: RunRecord) -> tuple[RunRecord, bool]:
         """Insert ``record`` unless the run exists; lock the run; return (stored, created)."""
@@ -113,6 +118,10 @@ class Store(Protocol):
 
     def read(self) -> AbstractContextManager[Transaction]:
         """A read-only transaction over one consistent snapshot where the backend has one."""
+        ...
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers a trivial query now."""
         ...
 
     def close(self) -> None: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -19,10 +20,20 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from service.store.base import StoreUnavailable
 from service.store.sql import SCHEMA, SqlTransaction
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SCHEMA_LOCK_KEY = 0x5167_5245  # any constant: serialises CREATE TABLE across replicas
+# Seconds to wait for a new connection: an unreachable database answers 503 after this.
+CONNECT_TIMEOUT_S = 5
+# A pooled connection idle for longer is checked with SELECT 1 before it is used.
+VALIDATE_AFTER_IDLE_S = 1.0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class PostgresTransaction(SqlTransaction):
@@ -37,7 +48,7 @@ class PostgresStore:
         self.url = url
         self.schema = schema
         self._pool_size = pool_size
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._idle: list[tuple[psycopg.Connection[Any], float]] = []  # (connection, idle since)
         self._lock = threading.Lock()
         self._closed = False
         with self._connection() as connection, connection.transaction():
@@ -50,23 +61,57 @@ class PostgresStore:
                 connection.execute(statement)  # type: ignore[arg-type]
 
     def _connect(self) -> psycopg.Connection[Any]:
-        connection = psycopg.connect(self.url, autocommit=True)
-        if self.schema is not None:
-            connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        try:
+            connection = psycopg.connect(
+                self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+            )
+            if self.schema is not None:
+                connection.execute(
+                    sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema))
+                )
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
         return connection
 
+    def _borrow(self, validate: bool = False) -> psycopg.Connection[Any]:
+        """A pooled connection that answers, else a new one.
+
+        A connection that sat idle may have died with the server (a restart): after
+        VALIDATE_AFTER_IDLE_S it runs a trivial query first and is dropped when that fails,
+        so a dead connection never fails a request."""
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise RuntimeError("store is closed")
+                entry = self._idle.pop() if self._idle else None
+            if entry is None:
+                return self._connect()
+            connection, idle_since = entry
+            if connection.closed or connection.broken:
+                connection.close()
+                continue
+            if validate or time.monotonic() - idle_since > VALIDATE_AFTER_IDLE_S:
+                try:
+                    connection.execute("SELECT 1")
+                except psycopg.Error:
+                    connection.close()
+                    continue
+            return connection
+
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("store is closed")
-            connection = self._idle.pop() if self._idle else None
-        if connection is None or connection.closed:
-            connection = self._connect()
+    def _connection(self, validate: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        connection = self._borrow(validate)
         try:
             yield connection
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            # Lost connection, server shutting down or restarting, failover: retryable.
+            # A broken connection must not go back to the pool.
+            if connection.broken or connection.closed:
+                connection.close()
+            else:
+                self._give_back(connection)
+            raise StoreUnavailable(f"PostgreSQL is unavailable: {_first_line(exc)}") from exc
         except BaseException:
-            # A broken connection (server restart) must not go back to the pool.
             if connection.broken or connection.closed:
                 connection.close()
                 raise
@@ -77,9 +122,14 @@ class PostgresStore:
     def _give_back(self, connection: psycopg.Connection[Any]) -> None:
         with self._lock:
             if not self._closed and len(self._idle) < self._pool_size and not connection.closed:
-                self._idle.append(connection)
+                self._idle.append((connection, time.monotonic()))
                 return
         connection.close()
+
+    def ping(self) -> None:
+        # A new connection proves the server answers; a pooled one is checked with SELECT 1.
+        with self._connection(validate=True):
+            pass
 
     @contextmanager
     def _transaction(self) -> Iterator[PostgresTransaction]:
@@ -96,7 +146,7 @@ class PostgresStore:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for connection in idle:
+        for connection, _ in idle:
             connection.close()
 
     def __repr__(self) -> str:

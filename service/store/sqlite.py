@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from service.store.base import StoreUnavailable
 from service.store.sql import SCHEMA, SqlTransaction
 
 BUSY_TIMEOUT_MS = 30_000
@@ -53,6 +54,15 @@ class SqliteStore:
 
     def read(self) -> AbstractContextManager[SqlTransaction]:
         return self._transaction("BEGIN DEFERRED")
+
+    def ping(self) -> None:
+        with self._lock:
+            if self._connection is None:
+                raise StoreUnavailable("the SQLite store is closed")
+            try:
+                self._connection.execute("SELECT 1").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"the SQLite store does not answer: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -211,28 +211,30 @@ def test_overload_answers_429_then_recovers(classifier_server: ServerProcess) ->
 def test_broken_text_is_accepted(
     classifier_server: ServerProcess, engine: SignificanceEngine
 ) -> None:
-    """Policy output with lone surrogates (half a JSON surrogate pair), U+FFFD and control
-    characters is scored like any text; broken halves count as U+FFFD."""
+    """Policy output with U+FFFD and control characters is scored like any text; a lone
+    surrogate (half a JSON surrogate pair) is not valid Unicode and is refused in every text
+    field alike, naming the field."""
     rid = run_id()
     ref = '{"significant": 1, "insignificant": 1}'
     raw = (
-        f'{{"run_id": "{rid}", "step": 0, "samples": [{{"response": "bad \\ud800 half \\udfff '
+        f'{{"run_id": "{rid}", "step": 0, "samples": [{{"response": "bad \\ufffd half '
         f'pair \\ud83d\\ude00 \\u0000\\u0007 end", "correct": true, "reference": {ref}}}]}}'
     ).encode()
     status, body = classifier_server.request(
         "POST", "/v1/rewards", raw, headers={"Content-Type": "application/json"}
     )
     assert status == 200, body
-    expected = engine.count_texts(["bad \ufffd half \ufffd pair \U0001f600 \x00\x07 end"], 0.5)[0]
+    expected = engine.count_texts(["bad \ufffd half pair \U0001f600 \x00\x07 end"], 0.5)[0]
     assert (body["samples"][0]["significant"], body["samples"][0]["insignificant"]) == (
         expected.significant,
         expected.insignificant,
     )
     raw = b'{"texts": ["lone \\ud800 surrogate"]}'
-    status, body = classifier_server.request(
+    status, error = classifier_server.request(
         "POST", "/v1/significance", raw, headers={"Content-Type": "application/json"}
     )
-    assert status == 200, body
+    assert status == 422, error
+    assert_envelope(error, param="texts[0]", contains="surrogate")
     # Identifiers are not policy output: a broken one is refused, naming it.
     raw = f'{{"run_id": "{rid}", "step": 0, "samples": [{{"id": "\\ud800", "response": "x", "correct": true, "reference": {ref}}}]}}'.encode()
     status, error = classifier_server.request(

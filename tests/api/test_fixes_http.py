@@ -64,7 +64,7 @@ def test_early_answers_are_counted_under_their_route(server_factory: ServerFacto
     assert status == 413
     assert server.request("DELETE", "/v1/info", headers=KEY)[0] == 405
     assert server.request("GET", "/no/such/path", headers=KEY)[0] == 404
-    metrics = server.request("GET", "/metrics")[1]
+    metrics = server.request("GET", "/metrics", headers=KEY)[1]
     assert _count(metrics, "/v1/rewards", 401) == 1, metrics
     assert _count(metrics, "/v1/runs/{run_id}", 401) == 1, metrics
     assert _count(metrics, "/v1/rewards", 413) == 1, metrics

@@ -160,8 +160,11 @@ def test_api_keys(server_factory: ServerFactory) -> None:
     server = server_factory(
         args=["--api-key", "key-one", "--api-key", "key-two", "--log-responses"]
     )
-    for path in ("/livez", "/readyz", "/metrics"):
+    for path in ("/livez", "/readyz"):
         assert server.request("GET", path)[0] == 200
+    # /metrics names runs: it needs a key too (unless --metrics-open).
+    assert server.request("GET", "/metrics")[0] == 401
+    assert server.request("GET", "/metrics", headers={"Authorization": "Bearer key-one"})[0] == 200
     status, headers, error = server.request_full("GET", "/v1/info")
     assert status == 401 and headers["www-authenticate"] == "Bearer"
     assert_envelope(error)

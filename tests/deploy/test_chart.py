@@ -209,9 +209,20 @@ def test_optional_objects_only_when_enabled(chart):
     assert default.one("Deployment")["spec"]["replicas"] == 1
     r = chart.template(CHART / "ci" / "monitoring-values.yaml")
     sm = r.one("ServiceMonitor")
+    # API keys are set, so /metrics needs one: the scrape sends the chart Secret's first key.
     assert sm["spec"]["endpoints"] == [
-        {"port": "http", "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}
+        {
+            "port": "http",
+            "path": "/metrics",
+            "interval": "15s",
+            "scrapeTimeout": "10s",
+            "authorization": {
+                "type": "Bearer",
+                "credentials": {"name": FULLNAME, "key": "metrics-token"},
+            },
+        }
     ]
+    assert r.secret_data(FULLNAME)["metrics-token"] == "trainer-key-1"
     assert sm["metadata"]["labels"]["release"] == "prometheus"
     assert (
         sm["spec"]["selector"]["matchLabels"].items()
@@ -233,6 +244,30 @@ def test_optional_objects_only_when_enabled(chart):
     pdb = r.one("PodDisruptionBudget")
     assert pdb["apiVersion"] == "policy/v1" and pdb["spec"]["minAvailable"] == 1
     assert "maxUnavailable" not in pdb["spec"]
+
+
+def test_service_monitor_sends_a_token_unless_metrics_are_open(chart):
+    monitored = {"serviceMonitor": {"enabled": True}}
+    existing = {"apiKeys": {"existingSecret": "keys"}, **monitored}
+    err = chart.template_error(values=existing)
+    assert "serviceMonitor.bearerTokenSecret" in err, err
+    named = chart.template(
+        values={
+            **existing,
+            "serviceMonitor": {
+                "enabled": True,
+                "bearerTokenSecret": {"name": "scrape", "key": "token"},
+            },
+        }
+    )
+    (endpoint,) = named.one("ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["authorization"]["credentials"] == {"name": "scrape", "key": "token"}
+    opened = chart.template(values={**existing, "config": {"metricsOpen": True}})
+    (endpoint,) = opened.one("ServiceMonitor")["spec"]["endpoints"]
+    assert "authorization" not in endpoint
+    assert opened.env["SIGREWARD_METRICS_OPEN"]["value"] == "true"
+    (endpoint,) = chart.template(values=monitored).one("ServiceMonitor")["spec"]["endpoints"]
+    assert "authorization" not in endpoint  # no keys: the API and /metrics are open
 
 
 def test_chart_created_secret_feeds_api_keys_and_database_url(chart, monkeypatch):
