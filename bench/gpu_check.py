@@ -74,7 +74,7 @@ def steps(cache: str, xlmr_dir: str | None, cuda: bool) -> list[Step]:
         Step("kernel-tests",
              "Triton kernel tests, compiled for the card (no interpreter), and the gpu tests",
              gpu=[*py_tests, "tests/kernels", "tests/engine/test_pipeline.py",
-                  "-m", "kernels or gpu"],
+                  "tests/engine/test_unpadded.py", "-m", "kernels or gpu"],
              cpu=[*py_tests, "tests/kernels/test_triton.py", "-m", "kernels", "-x"],
              timeout_s=150, needs=(*BASE_MODULES, "triton", "pytest"), env=kernel_env,
              gpu_only_note="compiled Triton kernels (the dry run interprets them)"),

@@ -67,3 +67,28 @@ def test_bf16_build_passes_its_check(tiny_xlmr_dir: Path) -> None:
     assert engine._classifier.unpadded
     texts = ragged_texts(seed=5, n=10)
     assert len(engine.count_texts(texts, 0.5)) == len(texts)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("model", ["tiny_xlmr_dir", "minilm_dir"])
+def test_counts_match_the_padded_forward_on_cuda_fp32(
+    model: str, request: pytest.FixtureRequest
+) -> None:
+    """The exact (fp32) mode on a card: the unpadded forward must not move any word."""
+    path = str(request.getfixturevalue(model))
+    padded, unpad = (
+        SignificanceEngine(path, device="cuda", dtype="fp32", max_batch_tokens=8192, unpad=u)
+        for u in (False, True)
+    )
+    assert unpad._classifier.unpadded
+    texts = ragged_texts(seed=6, n=60)
+    try:
+        a = padded.inspect_texts(texts, 0.5)
+        b = unpad.inspect_texts(texts, 0.5)
+    finally:
+        padded.close()
+        unpad.close()
+    for x, y in zip(a, b, strict=True):
+        assert (x.significant, x.insignificant) == (y.significant, y.insignificant)
+        np.testing.assert_allclose(x.values, y.values, atol=1e-5)
