@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--model-cache", default="/tmp/sigreward-bench-models")
+    p.add_argument("--host-workers", type=int, default=0,
+                   help="add a pipelined engine preparing waves in this many processes")  # fmt: skip
     p.add_argument("--compare-unpad", action="store_true",
                    help="add a pipelined engine with the unpadded forward (unpadded.py)")  # fmt: skip
     args = p.parse_args(argv)
@@ -90,9 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     model_dir = cached_xlmr_shaped(args.model_cache, args.layers, args.hidden, args.heads,
                                    args.ffn)  # fmt: skip
     texts = make_texts(args.texts, args.seed)
-    variants = [("serial", False, False), ("pipelined", True, False)]
+    variants = [("serial", False, False, 0), ("pipelined", True, False, 0)]
+    if args.host_workers:
+        variants.append((f"pipelined, {args.host_workers} host processes", True, False,
+                         args.host_workers))  # fmt: skip
     if args.compare_unpad:
-        variants.append(("pipelined, unpadded", True, True))
+        variants.append(("pipelined, unpadded", True, True, args.host_workers))
     engines = {
         name: SignificanceEngine(
             str(model_dir),
@@ -101,8 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             max_batch_tokens=args.max_batch_tokens,
             pipelined=piped,
             unpad=unpad,
+            host_workers=workers,
         )
-        for name, piped, unpad in variants
+        for name, piped, unpad, workers in variants
     }
     for name, engine in engines.items():
         engine.forward_tokens = args.max_batch_tokens  # as on CUDA, also for a CPU dry run

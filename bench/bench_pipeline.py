@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device-ratio", type=str, default="1",
                    help="device time / host time, comma-separated for several runs")  # fmt: skip
     p.add_argument("--slice", type=int, default=0, help="texts per call (0: one call)")
+    p.add_argument("--host-workers", type=int, default=0,
+                   help="add a pipelined engine preparing waves in this many processes")  # fmt: skip
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threshold", type=float, default=0.5)
     p.add_argument("--padding-only", type=str, default="",
@@ -133,9 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.padding_only:
         return padding_table(model_dir, texts, [int(b) for b in args.padding_only.split(",")])
     engines = {}
-    for name, pipelined in (("serial", False), ("pipelined", True)):
+    variants = [("serial", False, 0), ("pipelined", True, 0)]
+    if args.host_workers:
+        variants.append((f"pipelined, {args.host_workers} host processes", True,
+                         args.host_workers))  # fmt: skip
+    for name, pipelined, workers in variants:
         engine = SignificanceEngine(model_dir, device="cpu", max_batch_tokens=args.max_batch_tokens,
-                                    pipelined=pipelined)  # fmt: skip
+                                    pipelined=pipelined, host_workers=workers)  # fmt: skip
         engine.forward_tokens = args.max_batch_tokens  # CUDA-sized forwards
         engines[name] = (engine, simulate_device(engine, 0.0))
     n_tokens = sum(engines["serial"][0].count_tokens(texts))

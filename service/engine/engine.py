@@ -42,6 +42,7 @@ class SignificanceEngine:
         max_batch_tokens: int = 16384,
         pipelined: bool | None = None,
         unpad: bool = False,
+        host_workers: int = 0,
     ) -> None:
         if max_batch_tokens < WINDOW_POSITIONS:
             raise ValueError(
@@ -84,8 +85,13 @@ class SignificanceEngine:
                 fused=self.kernel_backend == "triton",
                 unpad=unpad,
             )
+            # host_workers > 0: the pipelined engine prepares waves in that many processes.
             self._stages = TextStages(
-                self._tokenizer, self._classifier, self._device, lambda: self.forward_tokens
+                self._tokenizer,
+                self._classifier,
+                self._device,
+                lambda: self.forward_tokens,
+                host_workers=host_workers if self.pipelined else 0,
             )
             # A call is cut into waves of about one batch budget: the unit that the pipeline
             # overlaps (the host prepares one wave while the device runs the one before).
@@ -104,9 +110,12 @@ class SignificanceEngine:
         return self._stages.counters if self._stages is not None else ForwardCounters()
 
     def close(self) -> None:
-        """Stop the pipeline's threads once the calls already made are done."""
+        """Stop the pipeline's threads (and host worker processes) once the calls already made
+        are done."""
         if self._texts is not None:
             self._texts.close()
+        if self._stages is not None:
+            self._stages.close()
 
     @property
     def has_model(self) -> bool:

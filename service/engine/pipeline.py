@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
@@ -172,6 +173,9 @@ class PipelinedExecutor:
     # Each loop passes _STOP on to the next stage when it gets it, then ends.
 
     def _host_loop(self) -> None:
+        if hasattr(self.stages, "prepare_async"):
+            self._host_loop_async()
+            return
         while (job := self._jobs.get()) is not _STOP:
             for index, (a, b) in enumerate(job.waves):
                 if job.failed:
@@ -179,6 +183,38 @@ class PipelinedExecutor:
                 prepared = _attempt(job, self.stages.prepare, job.texts[a:b], job.detail)
                 if not job.failed:
                     self._prepared.put((job, index, prepared))
+        self._prepared.put(_STOP)
+
+    def _host_loop_async(self) -> None:
+        """The host stage on stages that prepare in worker processes: up to one wave per
+        worker (and one more) in flight, across calls, handed on in order."""
+        ahead = max(1, getattr(self.stages, "host_workers", 0)) + 1
+        flight: deque[tuple[_Job, int, Future[Any]]] = deque()
+
+        def hand_on() -> None:
+            job, index, future = flight.popleft()
+            if job.failed:
+                return
+            prepared = _attempt(job, lambda: self.stages.finish(future.result()))
+            if not job.failed:
+                self._prepared.put((job, index, prepared))
+
+        while True:
+            if flight and self._jobs.empty():
+                hand_on()  # nothing new to start: pass on what is ready
+                continue
+            job = self._jobs.get()
+            if job is _STOP:
+                break
+            for index, (a, b) in enumerate(job.waves):
+                started = _attempt(job, self.stages.prepare_async, job.texts[a:b], job.detail)
+                if job.failed:
+                    break
+                flight.append((job, index, started))
+                while len(flight) >= ahead:
+                    hand_on()
+        while flight:
+            hand_on()
         self._prepared.put(_STOP)
 
     def _device_loop(self) -> None:

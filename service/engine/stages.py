@@ -7,9 +7,12 @@ CUDA; collect waits for that copy and builds the per-text results.
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +22,7 @@ from kernels.reference import SignificanceOutput, check_offsets
 from service.engine.chunking import model_input_chunks
 from service.engine.classifier import ChunkClassifier
 from service.engine.layout import TextsLayout, layout_chunks
-from service.engine.packing import ForwardBatch, host_tensor
+from service.engine.packing import ForwardBatch, build_batches, host_tensor
 from service.engine.tokenization import TextTokenizer
 from service.types import Counts, UnitDetail
 
@@ -61,6 +64,54 @@ class ForwardCounters:
         return 1.0 - self.real / self.padded if self.padded else 0.0
 
 
+class HostPreparer:
+    """The host's work on a wave of texts, with nothing but the tokenizer and the special ids:
+    picklable, so worker processes can run it (`TextStages(host_workers=N)`)."""
+
+    def __init__(self, tokenizer: TextTokenizer, cls_id: int, sep_id: int, pad_id: int) -> None:
+        self.tokenizer = tokenizer
+        self.ids = (cls_id, sep_id, pad_id)
+
+    def __call__(
+        self, texts: list[str], detail: bool, forward_tokens: int, pin: bool
+    ) -> PreparedWave:
+        tok = self.tokenizer
+        layout = layout_chunks(model_input_chunks(tok, texts), tok.tables)
+        batches = list(build_batches(layout, *self.ids, forward_tokens, pin))
+        offsets = tuple(
+            host_tensor(a, pin) for a in (layout.cu_words, layout.cu_segments, layout.cu_samples)
+        )
+        # Checked here, on the host, so the device path needs no synchronising check.
+        check_offsets(layout.n_word_tokens, *offsets, _CPU)
+        return PreparedWave(len(texts), detail, layout, batches, offsets)  # type: ignore[arg-type]
+
+
+# The worker process's preparer, set once by `_init_worker` (so the tokenizer is sent once).
+_WORKER: HostPreparer | None = None
+
+
+def _init_worker(preparer: HostPreparer) -> None:
+    global _WORKER
+    _WORKER = preparer
+
+
+def _worker_prepare(texts: list[str], detail: bool, forward_tokens: int) -> PreparedWave:
+    assert _WORKER is not None
+    wave = _WORKER(texts, detail, forward_tokens, pin=False)
+    # Plain arrays cross the process boundary by value; tensors would need shared memory.
+    return _map_tensors(wave, lambda t: t.numpy())
+
+
+def _map_tensors(wave: PreparedWave, fn: Callable[[Any], Any]) -> PreparedWave:
+    def batch(b: ForwardBatch) -> ForwardBatch:
+        opt = lambda x: None if x is None else fn(x)  # noqa: E731
+        return replace(b, input_ids=fn(b.input_ids), attention_mask=opt(b.attention_mask),
+                       rows=fn(b.rows), cols=fn(b.cols), dest=fn(b.dest), keep=opt(b.keep))  # fmt: skip
+
+    return replace(wave, batches=[batch(b) for b in wave.batches],
+                   offsets=tuple(fn(t) for t in wave.offsets))  # type: ignore[arg-type]  # fmt: skip
+
+
 class TextStages:
     def __init__(
         self,
@@ -68,6 +119,7 @@ class TextStages:
         classifier: ChunkClassifier,
         device: torch.device,
         forward_tokens: Callable[[], int],
+        host_workers: int = 0,
     ) -> None:
         self.tokenizer = tokenizer
         self.classifier = classifier
@@ -76,20 +128,54 @@ class TextStages:
         # Pinned host buffers make the copies to and from the GPU asynchronous.
         self._pin = device.type == "cuda"
         self.counters = ForwardCounters()
+        self.preparer = HostPreparer(
+            tokenizer, classifier.cls_id, classifier.sep_id, classifier.pad_id
+        )
+        # Worker processes for the host's work: no GIL shared with the device thread's kernel
+        # launches, and tokenization, chunking and packing spread over several cores. Spawned
+        # (not forked): the parent may hold CUDA state and threads.
+        self._pool = (
+            ProcessPoolExecutor(
+                max_workers=host_workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.preparer,),
+            )
+            if host_workers > 0
+            else None
+        )
+        self.host_workers = host_workers
 
     def prepare(self, texts: list[str], detail: bool) -> PreparedWave:
         start = time.perf_counter()
-        tok = self.tokenizer
-        layout = layout_chunks(model_input_chunks(tok, texts), tok.tables)
-        batches = self.classifier.pack(layout, self._forward_tokens(), self._pin)
-        offsets = tuple(
-            host_tensor(a, self._pin)
-            for a in (layout.cu_words, layout.cu_segments, layout.cu_samples)
-        )
-        # Checked here, on the host, so the device path needs no synchronising check.
-        check_offsets(layout.n_word_tokens, *offsets, _CPU)
+        wave = self.preparer(texts, detail, self._forward_tokens(), self._pin)
         self.counters.prepare_s += time.perf_counter() - start
-        return PreparedWave(len(texts), detail, layout, batches, offsets)  # type: ignore[arg-type]
+        return wave
+
+    def prepare_async(self, texts: list[str], detail: bool) -> Future[PreparedWave]:
+        """The prepared wave, from a worker process when there are some (then `finish` must
+        be applied to it in this process), else prepared now."""
+        if self._pool is not None:
+            return self._pool.submit(_worker_prepare, texts, detail, self._forward_tokens())
+        done: Future[PreparedWave] = Future()
+        try:
+            done.set_result(self.prepare(texts, detail))
+        except Exception as exc:  # handed to the caller through the future
+            done.set_exception(exc)
+        return done
+
+    def finish(self, wave: PreparedWave) -> PreparedWave:
+        """A worker's wave as tensors in this process (pinned on CUDA)."""
+        if self._pool is None:
+            return wave
+        start = time.perf_counter()
+        wave = _map_tensors(wave, lambda a: host_tensor(a, self._pin))
+        self.counters.prepare_s += time.perf_counter() - start
+        return wave
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def launch(self, wave: PreparedWave, threshold: float) -> PendingWave:
         start = time.perf_counter()

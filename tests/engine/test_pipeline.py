@@ -192,3 +192,26 @@ def test_close_finishes_submitted_calls_then_refuses_new_ones() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         piped.submit(["late"], 0.5, False)
     piped.close()  # twice is fine
+
+
+@pytest.mark.parametrize("model", ["tiny_bert_dir", "tiny_xlmr_dir"])
+def test_host_worker_processes_give_the_same_results(
+    model: str, request: pytest.FixtureRequest
+) -> None:
+    path = str(request.getfixturevalue(model))
+    serial = SignificanceEngine(path, device="cpu", max_batch_tokens=512, pipelined=False)
+    piped = SignificanceEngine(path, device="cpu", max_batch_tokens=512, pipelined=True,
+                               host_workers=2)  # fmt: skip
+    assert piped._stages.host_workers == 2
+    texts = ragged_texts(seed=7)
+    try:
+        assert_same_details(serial.inspect_texts(texts, 0.5), piped.inspect_texts(texts, 0.5))
+        calls = [texts[i::3] for i in range(3)]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            got = list(pool.map(lambda t: piped.count_texts(t, 0.5), calls))
+        assert got == [serial.count_texts(t, 0.5) for t in calls]
+        assert len(piped._stages._pool._processes) == 2  # the waves went to the workers
+        with pytest.raises(ValueError, match=r"texts\[1\]"):
+            piped.count_texts(["fine", 3], 0.5)  # type: ignore[list-item]
+    finally:
+        piped.close()
