@@ -6,6 +6,8 @@
 # torch==2.13.0 from PyPI (pinned in constraints.txt) is a CUDA 13 build that brings its own
 # CUDA libraries as wheels; the base image supplies the NVIDIA container-runtime settings and
 # requires a host driver that supports CUDA 13.0. See docs/deploy.md.
+# Without a Docker engine or registry access: scripts/build-image-local (buildah on a Debian
+# base made by debootstrap; docs/deploy.md, "Building without Docker (buildah)").
 
 ARG BASE_IMAGE=nvidia/cuda:13.0.2-runtime-ubuntu24.04
 # A hub model id to download into the image at build time (needs hub access while building).

@@ -10,7 +10,7 @@ trainer worker, take batches from one queue until none is left:
   transaction); step = batch index // concurrency, as data-parallel workers of one step would;
 - reference (``bench/reference_server.py``, the same checkpoint in fp32): the worker loops over
   its batch and sends one ``POST /count`` per response, waiting for each answer before the next
-  (method.md section 7: "the trainer loops over its batch"). A batch's latency is therefore the
+  (the published pipeline, bench/published_pipeline.py: "the trainer loops over its batch"). A batch's latency is therefore the
   sum of its requests' latencies.
 
 Both servers are started and warmed up (one request each); then each round drives the

@@ -2,10 +2,13 @@
 
 Usage: python -m bench.bench_kernel [--samples 512] [--words 600] [--dim 1024]
 
-Reports wall time per call (median of CUDA-event timings) and effective bandwidth: the bytes
-the op must touch at least once (scores or hidden in, offsets in, word values and counts out)
-over time, next to the card's measured device-to-device copy bandwidth. On a machine without
-CUDA only the torch reference is timed (on the CPU).
+Three inputs: classifier logit differences (fp32), client values (float64, as values mode
+sends them) and the fused head (bf16 hidden states and the 2-label head row). Reports wall
+time per call (median of CUDA-event timings) and effective bandwidth: the bytes the op must
+touch at least once (scores or hidden in, offsets in, word values and counts out) over time,
+next to the card's measured device-to-device copy bandwidth, then checks that each Triton
+answer has the bits of the torch reference run on the CPU. On a machine without CUDA only the
+torch reference is timed (on the CPU).
 """
 
 from __future__ import annotations
@@ -37,14 +40,8 @@ def make_batch(samples: int, words: int, device: torch.device, seed: int = 0) ->
     cu_segments[1:] = torch.cumsum(torch.tensor(seg_sizes), 0)
     cu_samples = torch.zeros(samples + 1, dtype=torch.int32)
     cu_samples[1:] = torch.cumsum(torch.tensor(per_sample), 0)
-    reward = {
-        "correct": (torch.rand(samples, generator=gen) < 0.5).to(device),
-        "ref_significant": (torch.rand(samples, generator=gen) * words).to(device),
-        "ref_insignificant": (torch.rand(samples, generator=gen) * words).to(device),
-        "k": 3.18,
-    }
     offsets = [t.to(device) for t in (cu_words, cu_segments, cu_samples)]
-    return int(cu_words[-1]), offsets, reward
+    return int(cu_words[-1]), offsets
 
 
 def time_call(fn: Callable[[], object], device: torch.device, reps: int = 30) -> float:
@@ -82,23 +79,28 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    n_tok, offsets, reward = make_batch(args.samples, args.words, device)
+    n_tok, offsets = make_batch(args.samples, args.words, device)
     n_words, n_seg = offsets[0].numel() - 1, offsets[1].numel() - 1
     scores = torch.randn(n_tok, device=device) * 3
+    values = torch.randn(n_tok, device=device, dtype=torch.float64)
     hidden = torch.randn(n_tok, args.dim, device=device, dtype=torch.bfloat16)
     w_diff = torch.randn(args.dim, device=device) / args.dim**0.5
     index_bytes = 4 * (n_words + n_seg + args.samples + 3)
-    out_bytes = 4 * n_words + 8 * args.samples + 4 * args.samples
+    out_bytes = 4 * n_words + 8 * args.samples
     plain_bytes = 4 * n_tok + index_bytes + out_bytes
+    values_bytes = 8 * n_tok + index_bytes + out_bytes + 4 * n_words
     fused_bytes = 2 * n_tok * args.dim + index_bytes + out_bytes
     print(f"device {device}; T={n_tok} tokens, W={n_words} words, G={n_seg} segments, "
           f"N={args.samples} samples, d={args.dim}")  # fmt: skip
     cases: list[tuple[str, Callable[[], object], int]] = [
         ("torch  logit_diff",
-         lambda: reference.significance_postprocess(scores, *offsets, 0.5, **reward), plain_bytes),
+         lambda: reference.significance_postprocess(scores, *offsets, 0.5), plain_bytes),
+        ("torch  values fp64",
+         lambda: reference.significance_postprocess(values, *offsets, 0.5, "values"),
+         values_bytes),
         ("torch  fused bf16",
-         lambda: reference.significance_postprocess_fused(hidden, w_diff, 0.1, *offsets, 0.5,
-                                                          **reward), fused_bytes),
+         lambda: reference.significance_postprocess_fused(hidden, w_diff, 0.1, *offsets, 0.5),
+         fused_bytes),
     ]  # fmt: skip
     if device.type == "cuda":
         from kernels.significance import (
@@ -108,23 +110,46 @@ def main() -> None:
 
         cases += [
             ("triton logit_diff",
-             lambda: significance_postprocess_triton(scores, *offsets, 0.5, **reward),
-             plain_bytes),
+             lambda: significance_postprocess_triton(scores, *offsets, 0.5), plain_bytes),
             ("triton logit_diff (no validation)",
-             lambda: significance_postprocess_triton(scores, *offsets, 0.5, **reward,
-                                                     validate=False), plain_bytes),
+             lambda: significance_postprocess_triton(scores, *offsets, 0.5, validate=False),
+             plain_bytes),
+            ("triton values fp64",
+             lambda: significance_postprocess_triton(values, *offsets, 0.5, "values"),
+             values_bytes),
             ("triton fused bf16",
-             lambda: significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5,
-                                                           **reward), fused_bytes),
+             lambda: significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5),
+             fused_bytes),
             ("triton fused bf16 (no validation)",
              lambda: significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5,
-                                                           **reward, validate=False),
-             fused_bytes),
+                                                           validate=False), fused_bytes),
         ]  # fmt: skip
         print(f"measured copy bandwidth {copy_bandwidth(device) / 1e9:.0f} GB/s")
     for name, fn, nbytes in cases:
         seconds = time_call(fn, device)
         print(f"{name:36s} {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:8.1f} GB/s")
+    if device.type == "cuda":
+        cpu = [t.cpu() for t in offsets]
+        checks = [
+            ("logit_diff", significance_postprocess_triton(scores, *offsets, 0.5),
+             reference.significance_postprocess(scores.cpu(), *cpu, 0.5)),
+            ("values fp64", significance_postprocess_triton(values, *offsets, 0.5, "values"),
+             reference.significance_postprocess(values.cpu(), *cpu, 0.5, "values")),
+            ("fused bf16", significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5),
+             reference.significance_postprocess_fused(hidden.cpu(), w_diff.cpu(), 0.1, *cpu, 0.5)),
+        ]  # fmt: skip
+        for name, got, want in checks:
+            print(f"triton {name} bit-identical to the torch reference on the CPU: "
+                  f"{'yes' if same_answer(got, want) else 'NO'}")  # fmt: skip
+
+
+def same_answer(got: reference.SignificanceOutput, want: reference.SignificanceOutput) -> bool:
+    """Same word-value bits and counts (the backends promise one answer per input)."""
+    return (
+        torch.equal(got.word_values.cpu(), want.word_values)
+        and torch.equal(got.significant.cpu(), want.significant)
+        and torch.equal(got.insignificant.cpu(), want.insignificant)
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Fused post-processing of significance scores: flat ragged tensors in, counts and rewards out."""
+"""Fused post-processing of significance scores: flat ragged tensors in, normalised word values
+and per-sample counts out."""
 
 from kernels.dispatch import (
     kernel_backend,

@@ -62,19 +62,11 @@ def significance_postprocess(
     cu_samples: Tensor,
     threshold: float,
     input_kind: str = "logit_diff",
-    correct: Tensor | None = None,
-    ref_significant: Tensor | None = None,
-    ref_insignificant: Tensor | None = None,
-    lambda_c: float = 5.0,
-    lambda_w_n: float = 2.0,
-    lambda_w_e: float = 5.0,
-    k: float = 0.0,
     *,
     validate: bool = True,
 ) -> SignificanceOutput:
-    """Normalised word values, per-sample counts and optional length rewards (see reference)."""
-    args = (scores, cu_words, cu_segments, cu_samples, threshold, input_kind,
-            correct, ref_significant, ref_insignificant, lambda_c, lambda_w_n, lambda_w_e, k)  # fmt: skip
+    """Normalised word values and per-sample counts (see reference); same bits on both backends."""
+    args = (scores, cu_words, cu_segments, cu_samples, threshold, input_kind)
     if kernel_backend(scores.device) == "triton":
         from kernels.significance import significance_postprocess_triton
 
@@ -90,19 +82,11 @@ def significance_postprocess_fused(
     cu_segments: Tensor,
     cu_samples: Tensor,
     threshold: float,
-    correct: Tensor | None = None,
-    ref_significant: Tensor | None = None,
-    ref_insignificant: Tensor | None = None,
-    lambda_c: float = 5.0,
-    lambda_w_n: float = 2.0,
-    lambda_w_e: float = 5.0,
-    k: float = 0.0,
     *,
     validate: bool = True,
 ) -> SignificanceOutput:
     """Fused-head variant: keep-logit difference = hidden @ w_diff + b_diff, never stored."""
-    args = (hidden, w_diff, b_diff, cu_words, cu_segments, cu_samples, threshold,
-            correct, ref_significant, ref_insignificant, lambda_c, lambda_w_n, lambda_w_e, k)  # fmt: skip
+    args = (hidden, w_diff, b_diff, cu_words, cu_segments, cu_samples, threshold)
     if kernel_backend(hidden.device) == "triton":
         from kernels.significance import significance_postprocess_fused_triton
 

@@ -2,7 +2,17 @@
 
 Inputs are flat ragged tensors in cu_seqlens style (docs/architecture.md, "Kernels"):
 tokens -> words (``cu_words``) -> segments (``cu_segments``, the min-max unit) -> samples
-(``cu_samples``, the unit that is counted and rewarded).
+(``cu_samples``, the unit that is counted).
+
+Both backends compute the same IEEE operations in the same order, so they give bit-identical
+answers (docs/architecture.md, "One answer per input"):
+- precision: classifier logits (``input_kind="logit_diff"``) in float32, the published
+  LLMLingua-2 code's precision; client values (``"values"``) in float64, exactly as sent;
+- keep probability: ``keep_probability`` below, built from +, -, *, / and exact power-of-two
+  scaling only (a library ``exp`` differs between devices in the last bit);
+- word mean: the word's tokens summed left to right from +0.0, then divided by its length;
+- normalisation: (mean - min) / (max - min) per segment, 1.0 when max == min;
+- count: ``value < threshold`` (threshold rounded to the compute dtype) is insignificant.
 
 A word with no tokens is not a unit: it is left out of its segment's min/max and of the
 counts, and its normalised value is 0.0. The engine never produces one; the rule only keeps
@@ -19,18 +29,34 @@ from torch import Tensor
 
 INPUT_KINDS = ("logit_diff", "values")
 
+# The fused head's dot product: products accumulated per lane over tiles of HEAD_TILE hidden
+# features, then the HEAD_TILE lanes summed pairwise. The kernel uses the same tile, so the
+# order of the additions, and therefore the rounding, is the same on both backends.
+HEAD_TILE = 64
+
+# exp(t) for t <= 0 (Cephes expf): t = n ln2 + r with |r| <= ln2 / 2, a degree-7 polynomial
+# in r, times 2**n. LN2_HI has 9 significant bits, so n * LN2_HI is exact.
+LOG2E = 1.4426950408889634
+LN2_HI = 0.693359375
+LN2_LO = -2.12194440e-4
+EXP_COEFFS = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+              1.6666665459e-1, 5.0000001201e-1)  # fmt: skip
+# exp(-86) * 2**-0.5 is still a normal float32, so 2**n and the product stay normal (no
+# subnormals, which some devices flush); below -86 the keep probability is < 5e-38 anyway.
+EXP_FLOOR = -86.0
+
 
 class SignificanceOutput(NamedTuple):
-    word_values: Tensor  # (W,) float32, min-max normalised per segment
+    word_values: Tensor  # (W,) min-max normalised per segment: float32 logits, float64 values
     significant: Tensor  # (N,) int32
     insignificant: Tensor  # (N,) int32
-    length_reward: Tensor | None  # (N,) float32, or None when the reward stage is skipped
 
 
-class RewardInputs(NamedTuple):
-    correct: Tensor  # (N,) bool
-    ref_significant: Tensor  # (N,) float
-    ref_insignificant: Tensor  # (N,) float
+def compute_dtype(input_kind: str) -> torch.dtype:
+    """float32 for classifier logits, float64 for client values."""
+    if input_kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    return torch.float32 if input_kind == "logit_diff" else torch.float64
 
 
 def significance_postprocess(
@@ -40,33 +66,19 @@ def significance_postprocess(
     cu_samples: Tensor,
     threshold: float,
     input_kind: str = "logit_diff",
-    correct: Tensor | None = None,
-    ref_significant: Tensor | None = None,
-    ref_insignificant: Tensor | None = None,
-    lambda_c: float = 5.0,
-    lambda_w_n: float = 2.0,
-    lambda_w_e: float = 5.0,
-    k: float = 0.0,
     *,
     validate: bool = True,
 ) -> SignificanceOutput:
-    """Normalised word values, per-sample counts and (optionally) length rewards."""
-    if input_kind not in INPUT_KINDS:
-        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
+    """Normalised word values and per-sample significant / insignificant counts."""
+    dtype = compute_dtype(input_kind)
     check_threshold(threshold)
-    reward = check_reward_inputs(
-        correct, ref_significant, ref_insignificant, cu_samples.numel() - 1, scores.device
-    )
     if validate:
         check_scores(scores)
         check_offsets(scores.shape[0], cu_words, cu_segments, cu_samples, scores.device)
-    values = scores.float()
+    values = scores.to(dtype)
     if input_kind == "logit_diff":
-        values = torch.sigmoid(values)
-    return _postprocess(
-        values, cu_words, cu_segments, cu_samples, threshold, reward,
-        (lambda_c, lambda_w_n, lambda_w_e, k),
-    )  # fmt: skip
+        values = keep_probability(values)
+    return _postprocess(values, cu_words, cu_segments, cu_samples, threshold)
 
 
 def significance_postprocess_fused(
@@ -77,98 +89,104 @@ def significance_postprocess_fused(
     cu_segments: Tensor,
     cu_samples: Tensor,
     threshold: float,
-    correct: Tensor | None = None,
-    ref_significant: Tensor | None = None,
-    ref_insignificant: Tensor | None = None,
-    lambda_c: float = 5.0,
-    lambda_w_n: float = 2.0,
-    lambda_w_e: float = 5.0,
-    k: float = 0.0,
     *,
     validate: bool = True,
 ) -> SignificanceOutput:
     """As ``significance_postprocess`` with logit diff = hidden @ w_diff + b_diff (fp32)."""
+    check_threshold(threshold)
     if validate:
         check_head(hidden, w_diff, b_diff)
-    scores = hidden.float() @ w_diff.float() + _as_float_tensor(b_diff, hidden.device)
-    return significance_postprocess(
-        scores, cu_words, cu_segments, cu_samples, threshold, "logit_diff",
-        correct, ref_significant, ref_insignificant, lambda_c, lambda_w_n, lambda_w_e, k,
-        validate=validate,
-    )  # fmt: skip
+        check_offsets(hidden.shape[0], cu_words, cu_segments, cu_samples, hidden.device)
+    scores = head_logit_diff(hidden, w_diff, b_diff)
+    return _postprocess(keep_probability(scores), cu_words, cu_segments, cu_samples, threshold)
+
+
+# --- the shared arithmetic ------------------------------------------------------------------
+
+
+def keep_probability(x: Tensor) -> Tensor:
+    """sigmoid(x) in float32 for logit differences x, as softmax([0, x])[1] computes it:
+    1 / (1 + exp(-x)) for x >= 0, exp(x) / (1 + exp(x)) below; the kernel's op sequence."""
+    e = _exp_nonpositive(torch.clamp(-x.abs(), min=EXP_FLOOR))
+    one = torch.ones_like(e)
+    return torch.where(x >= 0, one, e) / (one + e)
+
+
+def _exp_nonpositive(t: Tensor) -> Tensor:
+    """exp(t) for float32 t in [EXP_FLOOR, 0]; one rounded float32 op per line."""
+    n = (t * LOG2E - 0.5).to(torch.int32)  # truncation: the integer nearest t * log2(e)
+    nf = n.to(torch.float32)
+    r = t - nf * LN2_HI
+    r = r - nf * LN2_LO
+    p = torch.full_like(r, EXP_COEFFS[0])
+    for c in EXP_COEFFS[1:]:
+        p = p * r + c
+    e = p * (r * r) + r + 1.0
+    return e * ((n + 127) << 23).view(torch.float32)  # exact: 2**n is a normal float32
+
+
+def head_logit_diff(hidden: Tensor, w_diff: Tensor, b_diff: float | Tensor) -> Tensor:
+    """(T,) float32 hidden @ w_diff + b_diff in the kernel's order (see HEAD_TILE)."""
+    n_tok, dim = hidden.shape
+    tiles = max(1, -(-dim // HEAD_TILE))
+    products = hidden.float() * w_diff.float()
+    padded = products.new_zeros(n_tok, tiles * HEAD_TILE)
+    padded[:, :dim] = products
+    lanes = padded.new_zeros(n_tok, HEAD_TILE)
+    for tile in padded.view(n_tok, tiles, HEAD_TILE).unbind(1):
+        lanes = lanes + tile
+    while lanes.shape[1] > 1:
+        pairs = lanes.view(n_tok, lanes.shape[1] // 2, 2)
+        lanes = pairs[..., 0] + pairs[..., 1]
+    return lanes[:, 0] + _as_float_tensor(b_diff, hidden.device)
+
+
+def word_means(values: Tensor, cu_words: Tensor) -> Tensor:
+    """(W,) each word's tokens summed left to right from +0.0, divided by its length."""
+    starts = cu_words[:-1].long()
+    lengths = (cu_words[1:] - cu_words[:-1]).long()
+    total = torch.zeros(lengths.numel(), dtype=values.dtype, device=values.device)
+    # Longest words first, so the words still summing at token j are a prefix of `order`.
+    order = torch.argsort(lengths, descending=True, stable=True)
+    still = torch.bincount(lengths, minlength=1).flip(0).cumsum(0).flip(0).tolist()
+    for j in range(1, len(still)):  # still[j]: the number of words with at least j tokens
+        words = order[: still[j]]
+        total[words] = total[words] + values[starts[words] + (j - 1)]
+    return total / lengths.clamp(min=1).to(values.dtype)
 
 
 def _postprocess(
-    values: Tensor,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
-    threshold: float,
-    reward: RewardInputs | None,
-    params: tuple[float, float, float, float],
+    values: Tensor, cu_words: Tensor, cu_segments: Tensor, cu_samples: Tensor, threshold: float
 ) -> SignificanceOutput:
-    device = values.device
-    n_words = cu_words.numel() - 1
+    device, dtype = values.device, values.dtype
     n_segments = cu_segments.numel() - 1
     n_samples = cu_samples.numel() - 1
     word_len = (cu_words[1:] - cu_words[:-1]).long()
     seg_len = (cu_segments[1:] - cu_segments[:-1]).long()
     sample_len = (cu_samples[1:] - cu_samples[:-1]).long()
 
-    token_word = torch.repeat_interleave(torch.arange(n_words, device=device), word_len)
-    word_sum = torch.zeros(n_words, dtype=torch.float32, device=device)
-    word_sum.index_add_(0, token_word, values)
+    mean = word_means(values, cu_words)
     nonempty = word_len > 0
-    word_mean = word_sum / word_len.clamp(min=1).float()
-
     word_seg = torch.repeat_interleave(torch.arange(n_segments, device=device), seg_len)
-    inf = torch.tensor(math.inf, device=device)
-    seg_min = torch.full((n_segments,), math.inf, device=device)
-    seg_max = torch.full((n_segments,), -math.inf, device=device)
-    seg_min.scatter_reduce_(0, word_seg, torch.where(nonempty, word_mean, inf), "amin")
-    seg_max.scatter_reduce_(0, word_seg, torch.where(nonempty, word_mean, -inf), "amax")
-    lo, hi = seg_min[word_seg], seg_max[word_seg]
-    spread = hi > lo
-    normalised = torch.where(spread, (word_mean - lo) / torch.where(spread, hi - lo, 1.0), 1.0)
-    word_values = torch.where(nonempty, normalised, 0.0).float()
+    inf = torch.tensor(math.inf, dtype=dtype, device=device)
+    seg_min = torch.full((n_segments,), math.inf, dtype=dtype, device=device)
+    seg_max = torch.full((n_segments,), -math.inf, dtype=dtype, device=device)
+    seg_min.scatter_reduce_(0, word_seg, torch.where(nonempty, mean, inf), "amin")
+    seg_max.scatter_reduce_(0, word_seg, torch.where(nonempty, mean, -inf), "amax")
+    spread = seg_max > seg_min
+    seg_span = torch.where(spread, seg_max - seg_min, 1.0)
+    lo, span = seg_min[word_seg], seg_span[word_seg]
+    normalised = torch.where(spread[word_seg], (mean - lo) / span, 1.0)
+    word_values = torch.where(nonempty, normalised, 0.0)
 
-    below = word_values < threshold
+    below = word_values < torch.tensor(threshold, dtype=dtype, device=device)
     seg_sample = torch.repeat_interleave(torch.arange(n_samples, device=device), sample_len)
     word_sample = seg_sample[word_seg]
     significant = torch.zeros(n_samples, dtype=torch.int32, device=device)
     insignificant = torch.zeros(n_samples, dtype=torch.int32, device=device)
     significant.index_add_(0, word_sample, (nonempty & ~below).int())
     insignificant.index_add_(0, word_sample, (nonempty & below).int())
-
-    length_reward = None
-    if reward is not None:
-        length_reward = length_reward_torch(significant, insignificant, reward, *params)
-    return SignificanceOutput(word_values, significant, insignificant, length_reward)
-
-
-def length_reward_torch(
-    significant: Tensor,
-    insignificant: Tensor,
-    reward: RewardInputs,
-    lambda_c: float,
-    lambda_w_n: float,
-    lambda_w_e: float,
-    k: float,
-) -> Tensor:
-    """method.md section 2, vectorised over samples (float64 inside, float32 out)."""
-    s = significant.double()
-    i = insignificant.double()
-    ref_s = reward.ref_significant.double()
-    ref_i = reward.ref_insignificant.double()
-    units = s + i
-    usable = (units > 0) & (ref_s > 0) & (ref_i > 0)
-    r_i = torch.where(usable, i / torch.where(usable, ref_i, 1.0), 0.0)
-    r_s = torch.where(usable, s / torch.where(usable, ref_s, 1.0), 0.0)
-    c = torch.cos(r_i.clamp(0.0, math.pi / 2))
-    right = lambda_c * c
-    wrong = (lambda_w_n * (c - 1.0) + k * r_s - lambda_w_e).clamp(max=0.0)
-    out = torch.where(reward.correct.bool(), right, wrong)
-    return torch.where(units > 0, out, 0.0).float()
+    return SignificanceOutput(word_values, significant, insignificant)
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -252,40 +270,6 @@ def _offsets_ok(cu: Tensor, end: int) -> Tensor:
     if cu.numel() > 1:
         ok = ok & (cu[1:] >= cu[:-1]).all()
     return ok
-
-
-def check_reward_inputs(
-    correct: Tensor | None,
-    ref_significant: Tensor | None,
-    ref_insignificant: Tensor | None,
-    n_samples: int,
-    device: torch.device,
-) -> RewardInputs | None:
-    """All three reward tensors or none of them; each (N,) on the scores' device."""
-    given = {
-        "correct": correct,
-        "ref_significant": ref_significant,
-        "ref_insignificant": ref_insignificant,
-    }
-    missing = [name for name, t in given.items() if t is None]
-    if len(missing) == 3:
-        return None
-    if missing:
-        raise ValueError(f"the reward stage needs all of correct/ref_significant/"
-                         f"ref_insignificant; missing: {', '.join(missing)}")  # fmt: skip
-    for name, t in given.items():
-        assert t is not None
-        if t.dim() != 1 or t.shape[0] != n_samples:
-            raise ValueError(f"{name} must have shape ({n_samples},), got {tuple(t.shape)}")
-        if t.device != device:
-            raise ValueError(f"{name} is on {t.device}, scores on {device}")
-    assert correct is not None and ref_significant is not None and ref_insignificant is not None
-    if correct.dtype != torch.bool:
-        raise ValueError(f"correct must be a bool tensor, got {correct.dtype}")
-    for name in ("ref_significant", "ref_insignificant"):
-        if not given[name].dtype.is_floating_point:  # type: ignore[union-attr]
-            raise ValueError(f"{name} must be a float tensor, got {given[name].dtype}")  # type: ignore[union-attr]
-    return RewardInputs(correct, ref_significant, ref_insignificant)
 
 
 def _as_float_tensor(b: float | Tensor, device: torch.device) -> Tensor:

@@ -96,7 +96,7 @@ class Metrics:
         )
         self.k_runaway = Counter(
             "sigreward_k_runaway_warnings",
-            "Finished steps whose k exceeded four times its starting value (method.md s.3)",
+            "Finished steps whose k exceeded four times its starting value (docs/method.md#schedule-of-k)",
             registry=r,
         )
         self.in_flight = Gauge(
@@ -121,7 +121,7 @@ class Metrics:
             self.schedule_k.labels(run_id=run_id).set(k)
 
     def k_warning(self, run_id: str, step: int, k: float) -> None:
-        """RunService hook: a finished step left k above the runaway bound (method.md s.3)."""
+        """RunService hook: a finished step left k above the runaway bound (docs/method.md#schedule-of-k)."""
         self.k_runaway.inc()
 
     def forget_run(self, run_id: str) -> None:

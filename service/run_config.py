@@ -105,7 +105,7 @@ class RunConfigPatch(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """A run's resolved configuration: every field set, defaults of method.md section 2."""
+    """A run's resolved configuration: every field set, defaults of docs/method.md#reward."""
 
     model_config = ConfigDict(extra="forbid")
 

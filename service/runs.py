@@ -1,7 +1,7 @@
 """The run domain: one atomic ``submit`` per rewards request (api.md "Precise rules").
 
 Inside one store write transaction ``submit`` creates the run if needed, finishes every earlier
-step (applying the schedule of method.md section 3), decides whether the request is late and
+step (applying the schedule of docs/method.md#schedule-of-k), decides whether the request is late and
 which k applies, resolves references (given / first_seen / group), computes the rewards,
 answers retried sample ids with their stored results, and adds the rest to the step's
 aggregates. The transaction commits durably before ``submit`` returns; any exception leaves the

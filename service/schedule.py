@@ -1,4 +1,4 @@
-"""The dynamic schedule of k (method.md section 3) as a pure state machine.
+"""The dynamic schedule of k (docs/method.md#schedule-of-k) as a pure state machine.
 
 ``apply_finished_step`` takes the state after the previous finished step and returns the state
 after step ``step`` with training score ``score``. Nothing here reads clocks, stores or logs;
@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-# method.md section 3: metrics and logs report k above this multiple of its starting value.
+# docs/method.md#schedule-of-k: metrics and logs report k above this multiple of its starting value.
 K_WARNING_FACTOR = 4.0
 
 
@@ -102,7 +102,7 @@ def least_squares_slope(points: tuple[tuple[int, float], ...]) -> float:
 def apply_finished_step(
     state: ScheduleState, config: ScheduleConfig, step: int, score: float
 ) -> ScheduleState:
-    """The state after ``step`` finished with training score ``score`` (method.md section 3)."""
+    """The state after ``step`` finished with training score ``score`` (docs/method.md#schedule-of-k)."""
     if state.last_finished_step is not None and step <= state.last_finished_step:
         raise ValueError(
             f"step {step} finished after step {state.last_finished_step}: steps finish in order"

@@ -55,7 +55,7 @@ class SampleResult:
     insignificant: float | None = None
     reference_significant: float | None = None
     reference_insignificant: float | None = None
-    # method.md section 4.3: the reference lacked significant or insignificant units, so the
+    # docs/method.md#reward: the reference lacked significant or insignificant units, so the
     # ratios were forced to 0. Reported so users can see the rule fire.
     degenerate_reference: bool = False
     duplicate: bool = False

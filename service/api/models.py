@@ -149,7 +149,7 @@ class SampleReward(BaseModel):
     reference_insignificant: float | None = None
     degenerate_reference: bool = Field(
         default=False,
-        description="the reference lacked significant or insignificant units (method.md 4.3)",
+        description="the reference lacked significant or insignificant units (docs/method.md#reward)",
     )
     duplicate: bool = Field(default=False, description="this (run, step, id) was already counted")
 

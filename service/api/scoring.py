@@ -8,6 +8,7 @@ nothing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from service.api.deps import domain_error, in_thread
@@ -47,12 +48,13 @@ def check_limits(state: ServiceState, samples: Sequence[RewardSample]) -> None:
                 )
 
 
-# The engine computes in float32: one response's values may span at most its range.
-MAX_VALUE_SPAN = 3.4028234663852886e38
+# Values mode normalises in float64: any finite doubles work unless max - min itself
+# overflows (then no normalised value is a number). The engine refuses the same input.
+SPAN_ERROR = "the span max - min of the values overflows a double; rescale them"
 
 
 def value_span_ok(values: Sequence[float]) -> bool:
-    return not values or max(values) - min(values) <= MAX_VALUE_SPAN
+    return not values or math.isfinite(max(values) - min(values))
 
 
 def _fail(index: int, field: str, message: str) -> ApiError:
@@ -97,7 +99,7 @@ def check_modes(state: ServiceState, config: RunConfig, samples: Sequence[Reward
             ("reference.significance", sample.reference.significance if sample.reference else None),
         ):
             if values is not None and not value_span_ok(values):
-                raise _fail(i, name, f"values must span at most {MAX_VALUE_SPAN:.4g} (float32)")
+                raise _fail(i, name, SPAN_ERROR)
         ref = sample.reference
         if config.reference == "given" and ref is not None:
             if ref.response is not None and config.significance != "classifier":

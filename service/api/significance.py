@@ -13,7 +13,7 @@ from service.api.models import (
     UnitDetailOut,
     error_responses,
 )
-from service.api.scoring import MAX_VALUE_SPAN, value_span_ok
+from service.api.scoring import SPAN_ERROR, value_span_ok
 from service.batching import Timing
 
 router = APIRouter(tags=["significance"], route_class=ParsedJsonRoute)
@@ -50,7 +50,7 @@ async def significance(request: Request, body: SignificanceRequest) -> Significa
         if not value_span_ok(values):
             raise ApiError(
                 422,
-                f"values[{i}]: values must span at most {MAX_VALUE_SPAN:.4g} (float32)",
+                f"values[{i}]: {SPAN_ERROR}",
                 param=f"values[{i}]",
             )
     if body.texts is not None and not state.model_loaded:

@@ -177,6 +177,7 @@ class SignificanceEngine:
         lay = layout_values(values)
         dev = self._device
         with self._values_lock:
+            # float64 scores: values mode normalises and compares in float64 on both backends
             out = significance_postprocess(
                 lay.scores.to(dev),
                 lay.cu_words.to(dev),

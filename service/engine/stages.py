@@ -229,7 +229,7 @@ class TextStages:
 
 def _empty(n: int) -> SignificanceOutput:
     zeros = torch.zeros(n, dtype=torch.int32)
-    return SignificanceOutput(torch.zeros(0), zeros, zeros.clone(), None)
+    return SignificanceOutput(torch.zeros(0), zeros, zeros.clone())
 
 
 def _to_host(
@@ -245,24 +245,14 @@ def _to_host(
         host.copy_(t, non_blocking=True)
         return host
 
-    host = SignificanceOutput(
-        copy(out.word_values),
-        copy(out.significant),
-        copy(out.insignificant),
-        None if out.length_reward is None else copy(out.length_reward),
-    )
+    host = SignificanceOutput(copy(out.word_values), copy(out.significant), copy(out.insignificant))
     ready = torch.cuda.Event()
     ready.record()
     return host, ready
 
 
 def to_cpu(out: SignificanceOutput) -> SignificanceOutput:
-    return SignificanceOutput(
-        out.word_values.cpu(),
-        out.significant.cpu(),
-        out.insignificant.cpu(),
-        None if out.length_reward is None else out.length_reward.cpu(),
-    )
+    return SignificanceOutput(out.word_values.cpu(), out.significant.cpu(), out.insignificant.cpu())
 
 
 def counts(out: SignificanceOutput) -> list[Counts]:

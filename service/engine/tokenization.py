@@ -3,7 +3,7 @@
 Token properties depend only on the token id, so they are computed once per vocabulary into
 boolean tables; a text's tokens are then classified with one numpy gather instead of a Python
 loop over token strings. Every rule compares the token's *text* the way the published
-LLMLingua-2 code (``llmlingua`` 0.2.2) does (docs/method.md, "Classifier mode").
+LLMLingua-2 code (``llmlingua`` 0.2.2) does (docs/method.md#classifier-mode-llmlingua-2).
 """
 
 from __future__ import annotations

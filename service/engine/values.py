@@ -1,5 +1,5 @@
-"""Client-supplied values (method.md section 1, "values"): one unit per value, one min-max
-segment per response."""
+"""Client-supplied values (values mode): one unit per value, one min-max segment per response,
+float64 throughout so the values count exactly as the client's numbers say."""
 
 from __future__ import annotations
 
@@ -9,17 +9,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+SPAN_ERROR = "the span max - min of the values overflows a double; rescale them"
+
 
 @dataclass(frozen=True)
 class ValuesLayout:
-    scores: torch.Tensor  # (T,) float32, all values concatenated
+    scores: torch.Tensor  # (T,) float64, all values concatenated, exactly as sent
     cu_words: torch.Tensor  # (T+1,) int32: one unit per value
     cu_segments: torch.Tensor  # (N+1,) int32: one segment per response
     cu_samples: torch.Tensor  # (N+1,) int32: one segment per sample
 
 
 def layout_values(values: list[list[float]]) -> ValuesLayout:
-    """Flat tensors for the kernel; raises ValueError naming the first non-finite value."""
+    """Flat float64 tensors for the kernel (values mode computes in float64 end to end).
+
+    Raises ValueError naming the first non-finite value, or the first response whose span
+    max - min overflows a double (its normalised values would not be numbers).
+    """
     lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
     flat = np.fromiter((x for v in values for x in v), dtype=np.float64, count=int(lengths.sum()))
     bad = ~np.isfinite(flat)
@@ -31,16 +37,16 @@ def layout_values(values: list[list[float]]) -> ValuesLayout:
     cu = np.zeros(len(values) + 1, dtype=np.int32)
     np.cumsum(lengths, out=cu[1:])
     total = int(cu[-1])
-    # Min-max is shift invariant: subtracting each response's minimum in float64 first keeps
-    # values like 1e6 + 0.1 and 1e6 + 0.2 apart after the float32 cast.
     nonempty = lengths > 0
     if total:
-        mins = np.minimum.reduceat(flat, cu[:-1][nonempty])
-        flat = flat - np.repeat(mins, lengths[nonempty])
-    if total and flat.max() > np.finfo(np.float32).max:
-        raise ValueError("values of one response span more than the float32 range")
+        starts = cu[:-1][nonempty]
+        with np.errstate(over="ignore"):
+            spans = np.maximum.reduceat(flat, starts) - np.minimum.reduceat(flat, starts)
+        if not np.isfinite(spans).all():
+            sample = int(np.flatnonzero(nonempty)[int(np.flatnonzero(~np.isfinite(spans))[0])])
+            raise ValueError(f"values[{sample}]: {SPAN_ERROR}")
     return ValuesLayout(
-        scores=torch.from_numpy(flat.astype(np.float32)),
+        scores=torch.from_numpy(flat),
         cu_words=torch.arange(total + 1, dtype=torch.int32),
         cu_segments=torch.from_numpy(cu),
         cu_samples=torch.arange(len(values) + 1, dtype=torch.int32),

@@ -1,4 +1,4 @@
-"""The significance-aware length reward of method.md section 2, as pure functions."""
+"""The significance-aware length reward of docs/method.md#reward, as pure functions."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def ratios(counts: Counts, reference: Counts) -> tuple[float, float, bool]:
     and at most MAX_RATIO (so that k * r_S is finite against any accepted reference).
 
     ``degenerate`` is True only when a non-empty response met such a reference (the rule of
-    method.md section 4.3 that users should see fire).
+    docs/method.md#reward that users should see fire).
     """
     if counts.total > 0 and reference.significant > 0 and reference.insignificant > 0:
         return (

@@ -85,7 +85,9 @@ def test_a_bad_request_does_not_fail_the_requests_merged_with_it(
         try:
             return await asyncio.gather(
                 batcher.count_values([[0.0, 1.0]], 0.5),
-                batcher.count_values([[-1e308, 1e308]], 0.5),  # beyond float32: engine refuses
+                batcher.count_values(
+                    [[-1e308, 1e308]], 0.5
+                ),  # span overflows a double: engine refuses
                 batcher.count_values([[2.0, 0.0, 1.0]], 0.5),
                 return_exceptions=True,
             )

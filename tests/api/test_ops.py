@@ -78,7 +78,7 @@ def test_k_runaway_is_counted(values_server: ServerProcess) -> None:
     )
     rid = run_id()
     values_server.request("PUT", f"/v1/runs/{rid}", {"slope_start_step": 2, "slope_period": 2})
-    # A tiny first slope (step 2) sets a huge scale (method.md section 3): k runs away at step 3.
+    # A tiny first slope (step 2) sets a huge scale (docs/method.md#schedule-of-k): k runs away at step 3.
     for step, score in enumerate([0.5, 0.5, 0.51, 0.6, 0.6]):
         sample = {
             "significance": [0, 1],

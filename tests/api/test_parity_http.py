@@ -70,7 +70,9 @@ def test_info_says_the_exact_mode_runs(server: ServerProcess) -> None:
 def test_significance_matches(server: ServerProcess, published, published_words) -> None:
     status, body = server.request("POST", "/v1/significance", {"texts": TEXTS}, timeout=300)
     assert status == 200, body
-    for i, (res, want, words) in enumerate(zip(body["results"], published, published_words)):
+    for i, (res, want, words) in enumerate(
+        zip(body["results"], published, published_words, strict=True)
+    ):
         assert res["chunk_units"] == [len(w) for w in words], f"text {i}"
         assert [bare_word(u) for u in res["units"]] == [w for ch in words for w in ch]
         assert_same_counts(res["significant"], res["insignificant"], want, f"text {i}")

@@ -1,4 +1,5 @@
-"""Fixtures for the chart tests: a helm 3 binary (or a skip that says why) and a renderer."""
+"""Fixtures for the chart tests (a helm 3 binary, or a skip that says why, and a renderer) and
+for the image script tests (a real server)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import pytest
 import yaml
 
 from tests.support.helm import Helm, HelmUnavailable, find_helm
+from tests.support.server import server_factory
+
+__all__ = ["server_factory"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "sigreward"

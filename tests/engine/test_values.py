@@ -42,6 +42,58 @@ def test_large_offsets_keep_their_resolution(engine: SignificanceEngine) -> None
     assert d.values == [0.0, 0.5, 1.0]
 
 
+def test_values_count_in_float64(engine: SignificanceEngine) -> None:
+    # float32 would round 0.49999999999 up to 0.5 (significant at 0.5) and overflow on 3e38
+    c = engine.count_values([[0.0, 0.49999999999, 1.0], [-3e38, 0.0, 3e38]], 0.5)
+    assert [(x.significant, x.insignificant) for x in c] == [(1.0, 2.0), (2.0, 1.0)]
+    d = engine.inspect_values([[0.0, 0.49999999999, 1.0], [-3e38, 0.0, 3e38]], 0.5)
+    assert d[0].values == [0.0, 0.49999999999, 1.0]
+    assert d[1].values == [0.0, 0.5, 1.0]
+
+
+def test_any_finite_doubles_are_normalised_exactly(engine: SignificanceEngine) -> None:
+    tiny = 5e-324  # the smallest subnormal double
+    values = [[-0.8e308, 0.0, 0.9e308], [tiny, 0.0, 2 * tiny], [1e16, 1e16 + 2, 1e16 + 4]]
+    d = engine.inspect_values(values, 0.5)
+    for v, got in zip(values, d, strict=True):
+        lo, hi = min(v), max(v)
+        assert got.values == [(x - lo) / (hi - lo) for x in v]  # Python's own doubles
+    assert d[1].values == [0.5, 0.0, 1.0] and d[2].values == [0.0, 0.5, 1.0]
+
+
+def test_a_span_that_overflows_a_double_is_refused(engine: SignificanceEngine) -> None:
+    with pytest.raises(ValueError, match=r"values\[1\]: the span max - min .* overflows a double"):
+        engine.count_values([[1.0, 2.0], [-1.7e308, 1.7e308]], 0.5)
+    with pytest.raises(ValueError, match=r"values\[2\]"):  # empty responses are skipped
+        engine.inspect_values([[1e308], [], [1e308, -1e308]], 0.5)
+
+
+@pytest.mark.kernels
+def test_the_triton_backend_gives_the_same_float64_answers(
+    engine: SignificanceEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values mode through the Triton kernel (interpreted here, as on CUDA in production)."""
+    monkeypatch.setenv("SIGREWARD_KERNEL_BACKEND", "triton")
+    triton_engine = SignificanceEngine(None, device="cpu")
+    assert (triton_engine.kernel_backend, engine.kernel_backend) == ("triton", "torch")
+    rng = np.random.default_rng(5)
+    values = [
+        [0.0, 0.49999999999, 1.0],
+        [-3e38, 0.0, 3e38],
+        [5e-324, 0.0, 1e-323],
+        [],
+        [1e16, 1e16 + 2, 1e16 + 4, 1e16 + 2],
+        (rng.normal(size=300) * 10.0 ** rng.integers(-200, 200, size=300)).tolist(),
+    ]
+    counts = {}
+    for threshold in (0.3, 0.5, 0.49999999999):
+        got = triton_engine.inspect_values(values, threshold)
+        assert got == engine.inspect_values(values, threshold)
+        counts[threshold] = [(d.significant, d.insignificant) for d in got[:3]]
+    assert counts[0.5] == [(1, 2), (2, 1), (2, 1)]
+    assert counts[0.49999999999][0] == (2, 1)  # equal to the threshold: significant
+
+
 def test_non_finite_values_are_named(engine: SignificanceEngine) -> None:
     with pytest.raises(ValueError, match=r"values\[1\]\[2\]"):
         engine.count_values([[1.0], [0.0, 1.0, math.nan]], 0.5)

@@ -34,12 +34,10 @@ def torch_fused(*args: Any, **kwargs: Any) -> SignificanceOutput:
     return reference.significance_postprocess_fused(*args, **kwargs)
 
 
-def triton_fused(
-    *args: Any, block: int = 4, block_d: int = 16, **kwargs: Any
-) -> SignificanceOutput:
+def triton_fused(*args: Any, block: int = 4, **kwargs: Any) -> SignificanceOutput:
     from kernels.significance import significance_postprocess_fused_triton
 
-    return significance_postprocess_fused_triton(*args, block=block, block_d=block_d, **kwargs)
+    return significance_postprocess_fused_triton(*args, block=block, **kwargs)
 
 
 FUSED_BACKENDS = [

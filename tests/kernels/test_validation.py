@@ -42,31 +42,6 @@ def call(postprocess: Postprocess, **changes: object) -> None:
         ({"scores": torch.zeros(2, 2)}, "scores must be 1-D"),
         ({"scores": torch.zeros(4, dtype=torch.int64)}, "scores must be a float tensor"),
         ({"input_kind": "probs"}, "input_kind must be one of"),
-        ({"correct": torch.tensor([True])}, "missing: ref_significant, ref_insignificant"),
-        (
-            {
-                "correct": torch.tensor([True, False]),
-                "ref_significant": torch.ones(1),
-                "ref_insignificant": torch.ones(1),
-            },
-            r"correct must have shape \(1,\)",
-        ),
-        (
-            {
-                "correct": torch.tensor([1]),
-                "ref_significant": torch.ones(1),
-                "ref_insignificant": torch.ones(1),
-            },
-            "correct must be a bool tensor",
-        ),
-        (
-            {
-                "correct": torch.tensor([True]),
-                "ref_significant": torch.ones(1),
-                "ref_insignificant": torch.ones(1, dtype=torch.int32),
-            },
-            "ref_insignificant must be a float tensor",
-        ),
     ],
 )
 def test_bad_inputs_name_the_field(postprocess: Postprocess, changes: dict, message: str) -> None:

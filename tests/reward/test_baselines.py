@@ -1,4 +1,4 @@
-"""Hand-worked cases of the length baselines (method.md section 6, api.md "Baselines")."""
+"""Hand-worked cases of the length baselines (docs/method.md#baseline-length-rewards, api.md "Baselines")."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Hand-worked cases of the paper's length reward (method.md section 2)."""
+"""Hand-worked cases of the paper's length reward (docs/method.md#reward)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""The schedule state machine of method.md section 3, worked by hand and against numpy."""
+"""The schedule state machine of docs/method.md#schedule-of-k, worked by hand and against numpy."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_single_point_slope_is_zero_and_first_zero_slope_scales_by_start_k() -> 
 def test_tiny_first_slope_scale_is_bounded_by_1e6() -> None:
     config = RunConfig(lambda_w_e=UNIT, slope_start_step=2, slope_period=2)
     # Step 2: first slope 1e-9 -> scale = 1 / max(1e-6, 1e-9) = 1e6; scaled 1e-3: low branch.
-    # Step 3: slope 1e-5 -> scaled 10 > 2.5: k = 10 (the huge-k behaviour method.md warns of).
+    # Step 3: slope 1e-5 -> scaled 10 > 2.5: k = 10 (the huge-k behaviour docs/method.md warns of).
     states = run_schedule(config, [(0, 0.0), (1, 0.0), (2, 1e-9), (3, 1e-9 + 1e-5)])
     assert states[2].scale == pytest.approx(1e6)
     assert states[2].k == -0.5 and states[2].low_slope_count == 1
@@ -120,7 +120,7 @@ def test_least_squares_slope_matches_numpy() -> None:
 def reference_schedule(
     config: RunConfig, scores: list[tuple[int, float]]
 ) -> list[tuple[float, int, bool]]:
-    """A direct transcription of method.md section 3 on the full history, for comparison."""
+    """A direct transcription of docs/method.md#schedule-of-k on the full history, for comparison."""
     start_k = config.lambda_w_e / (math.pi / 2)
     k, low, scale, out, history = start_k, 0, None, [], []
     for step, score in scores:

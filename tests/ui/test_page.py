@@ -123,7 +123,7 @@ def test_significance_view_shades_units_with_server_values(
 
 
 def test_reward_formula_in_page_matches_python(page: Any, values_server: ServerProcess) -> None:
-    """The page's JS copy of method.md section 2 agrees with service/reward on a grid."""
+    """The page's JS copy of docs/method.md#reward agrees with service/reward on a grid."""
     page.goto(values_server.base_url + "/ui")
     page.wait_for_selector("body[data-ready='true']")
     grid = list(

@@ -355,7 +355,7 @@
     $("rw-correct").textContent = fmt(correct);
     $("rw-wrong").textContent = fmt(wrong);
     if (r.degenerate) {
-      note.push("The reference lacks significant or insignificant units: both ratios are 0 (method.md 4.3).");
+      note.push("The reference lacks significant or insignificant units: both ratios are 0 (docs/method.md#reward).");
     }
     $("rw-note").textContent = note.join(" ");
     exposed.reward = {

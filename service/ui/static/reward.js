@@ -1,4 +1,4 @@
-// The significance-aware length reward of method.md section 2, mirrored from
+// The significance-aware length reward of docs/method.md#reward, mirrored from
 // service/reward/significance.py so the page can show what a response would earn.
 (function (global) {
   "use strict";
@@ -9,7 +9,7 @@
 
   // counts: {significant, insignificant}; reference likewise.
   // Returns {rI, rS, degenerate}: both ratios are 0 unless the response has units and the
-  // reference has both kinds of unit (method.md section 4.3).
+  // reference has both kinds of unit (docs/method.md#reward).
   function ratios(counts, reference) {
     const total = counts.significant + counts.insignificant;
     if (total > 0 && reference.significant > 0 && reference.insignificant > 0) {
