@@ -3,10 +3,11 @@
 Requests enqueue their texts or value lists with an estimated token count; one background task
 merges queued jobs of the same kind and threshold into engine calls of at most
 ``max_batch_tokens`` estimated tokens and runs each call in a worker thread, so the event loop
-stays free while the model runs. Engine calls are serialised (the engine serves one caller at a
-time). The queue is bounded by ``max_queue_tokens``: a job that does not fit is refused with
-:class:`QueueFull` (answered 429 with Retry-After), a job that could never fit with
-:class:`JobTooLarge` (413).
+stays free while the model runs. Engine calls are serialised, except that a pipelined engine
+(``max_concurrent_calls`` 2) gets the next call while it runs the current one, so that its
+host work on one overlaps its device work on the other. The queue is bounded by
+``max_queue_tokens``: a job that does not fit is refused with :class:`QueueFull` (answered
+429 with Retry-After), a job that could never fit with :class:`JobTooLarge` (413).
 """
 
 from __future__ import annotations
@@ -121,7 +122,11 @@ class Batcher:
         self._queued_jobs = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sigreward-engine")
+        # Engine calls in flight at once: 1 (serialised) unless the engine says it pipelines.
+        self.depth = max(1, int(getattr(engine, "max_concurrent_calls", 1)))
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.depth, thread_name_prefix="sigreward-engine"
+        )
         self._closed = False
         # Throughput estimate (tokens per second) for Retry-After; a pessimistic guess until
         # the first batch is measured.
@@ -275,45 +280,64 @@ class Batcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        # A pipelined engine prepares the next call on the host while the device runs this
+        # one, so it is handed up to `depth` calls at once; jobs that arrive meanwhile queue
+        # and merge into the next call.
+        slots = asyncio.Semaphore(self.depth)
+        running: set[asyncio.Task[None]] = set()
         while True:
             if not self._pending:
                 if self._closed:
-                    return
+                    break
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            await slots.acquire()
             batch = self._take_batch()
             if not batch:
+                slots.release()
                 continue
             for job in batch:
                 job.started = True
-            kind, threshold = batch[0].kind, batch[0].threshold
-            items = [item for job in batch for item in job.items]
-            tokens = sum(job.tokens for job in batch)
-            started = time.perf_counter()
+            task = loop.create_task(self._execute(loop, batch))
+            running.add(task)
+
+            def done(t: asyncio.Task[None]) -> None:
+                running.discard(t)
+                slots.release()
+
+            task.add_done_callback(done)
+        if running:
+            await asyncio.gather(*running)
+
+    async def _execute(self, loop: asyncio.AbstractEventLoop, batch: list[_Job]) -> None:
+        kind, threshold = batch[0].kind, batch[0].threshold
+        items = [item for job in batch for item in job.items]
+        tokens = sum(job.tokens for job in batch)
+        started = time.perf_counter()
+        for job in batch:
+            job.timing.queue_ms = (started - job.enqueued_at) * 1000.0
+        try:
+            results = await loop.run_in_executor(
+                self._executor, getattr(self.engine, kind), items, threshold
+            )
+            error: BaseException | None = None
+        except Exception as exc:
+            results, error = [], exc
+        elapsed = time.perf_counter() - started
+        self._record(kind, batch, len(items), tokens, elapsed)
+        if error is not None and len(batch) > 1:
+            # One request's bad input must not fail the requests merged with it: run each
+            # alone so that only the culprit gets the error.
             for job in batch:
-                job.timing.queue_ms = (started - job.enqueued_at) * 1000.0
-            try:
-                results = await loop.run_in_executor(
-                    self._executor, getattr(self.engine, kind), items, threshold
-                )
-                error: BaseException | None = None
-            except Exception as exc:
-                results, error = [], exc
-            elapsed = time.perf_counter() - started
-            self._record(kind, batch, len(items), tokens, elapsed)
-            if error is not None and len(batch) > 1:
-                # One request's bad input must not fail the requests merged with it: run each
-                # alone so that only the culprit gets the error.
-                for job in batch:
-                    await self._run_alone(loop, job)
-                continue
-            offset = 0
-            for job in batch:
-                job.timing.inference_ms = elapsed * 1000.0
-                part = results[offset : offset + len(job.items)]
-                offset += len(job.items)
-                self._resolve(job, part, error)
+                await self._run_alone(loop, job)
+            return
+        offset = 0
+        for job in batch:
+            job.timing.inference_ms = elapsed * 1000.0
+            part = results[offset : offset + len(job.items)]
+            offset += len(job.items)
+            self._resolve(job, part, error)
 
     async def _run_alone(self, loop: asyncio.AbstractEventLoop, job: _Job) -> None:
         started = time.perf_counter()

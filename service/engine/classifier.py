@@ -8,6 +8,7 @@ SEP, padding and special tokens never leave the forward.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,8 +16,9 @@ import torch
 
 from service.engine.cpu_encoder import OneDnnEncoder
 from service.engine.layout import TextsLayout
-from service.engine.packing import build_batches
+from service.engine.packing import ForwardBatch, build_batches
 from service.engine.tokenization import VocabTables
+from service.engine.unpadded import UnpaddedEncoder
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,13 @@ class WordTokenOutputs:
 
 class ChunkClassifier:
     def __init__(
-        self, model: Any, tokenizer: Any, tables: VocabTables, device: torch.device, fused: bool
+        self,
+        model: Any,
+        tokenizer: Any,
+        tables: VocabTables,
+        device: torch.device,
+        fused: bool,
+        unpad: bool = False,
     ) -> None:
         self.model = model
         self.device = device
@@ -52,6 +60,13 @@ class ChunkClassifier:
         # fp32 on the CPU: the fused oneDNN forward where the architecture allows it.
         self._fast = OneDnnEncoder.build(encoder, device, dtype) if self._split else None
         self.fused = fused and self._split
+        # Projections and feed-forward on attended positions only (service/engine/unpadded.py).
+        self._unpadded = UnpaddedEncoder.build(encoder) if unpad and self._split else None
+        # A stand-in for the encoder, (ids, mask) -> hidden states: the simulated device of
+        # bench/bench_pipeline.py (service/engine/simulated.py) plugs in here.
+        self.encoder_override: (
+            Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None
+        ) = None
         if self._head is not None:
             w = self._head.weight.detach().float()
             b = self._head.bias.detach().float() if self._head.bias is not None else None
@@ -62,8 +77,23 @@ class ChunkClassifier:
     def hidden_size(self) -> int:
         return int(self.model.config.hidden_size)
 
+    def pack(self, layout: TextsLayout, max_batch_tokens: int, pin: bool) -> list[ForwardBatch]:
+        """Host side: the padded forward batches of `layout` (in pinned memory with `pin`)."""
+        return list(
+            build_batches(layout, self.cls_id, self.sep_id, self.pad_id, max_batch_tokens, pin)
+        )
+
     def run(self, layout: TextsLayout, max_batch_tokens: int) -> WordTokenOutputs:
-        n = layout.n_word_tokens
+        return self.run_batches(
+            self.pack(layout, max_batch_tokens, pin=False), layout.n_word_tokens
+        )
+
+    def run_batches(self, batches: list[ForwardBatch], n_word_tokens: int) -> WordTokenOutputs:
+        """Device side: the forwards of `batches`, word-token outputs scattered in order.
+
+        Host tensors in pinned memory are copied without blocking, so on CUDA this returns
+        once the work is queued, not when it is done."""
+        n = n_word_tokens
         dev = self.device
         forward_tokens = 0
         with torch.inference_mode():
@@ -72,17 +102,18 @@ class ChunkClassifier:
                 out = torch.empty((n, self.hidden_size), dtype=dtype, device=dev)
             else:
                 out = torch.empty((n,), dtype=torch.float32, device=dev)
-            batches = build_batches(layout, self.cls_id, self.sep_id, self.pad_id, max_batch_tokens)
             for batch in batches:
                 ids = batch.input_ids.to(dev, non_blocking=True)
                 mask = batch.attention_mask
                 if mask is not None:
                     mask = mask.to(dev, non_blocking=True)
-                rows, cols = batch.rows.to(dev), batch.cols.to(dev)
-                dest = batch.dest.to(dev)
+                rows = batch.rows.to(dev, non_blocking=True)
+                cols = batch.cols.to(dev, non_blocking=True)
+                dest = batch.dest.to(dev, non_blocking=True)
                 forward_tokens += batch.real_tokens
                 if self._split:
-                    hidden = self._hidden(ids, mask)[rows, cols]
+                    keep = None if batch.keep is None else batch.keep.to(dev, non_blocking=True)
+                    hidden = self._hidden(ids, mask, keep)[rows, cols]
                     if self.fused:
                         out[dest] = hidden
                     else:
@@ -101,7 +132,18 @@ class ChunkClassifier:
         """Whether forwards run on the fused oneDNN encoder (CPU, fp32, BERT family)."""
         return self._fast is not None
 
-    def _hidden(self, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    @property
+    def unpadded(self) -> bool:
+        """Whether forwards skip padding in their GEMMs (service/engine/unpadded.py)."""
+        return self._unpadded is not None
+
+    def _hidden(
+        self, ids: torch.Tensor, mask: torch.Tensor | None, keep: torch.Tensor | None
+    ) -> torch.Tensor:
+        if self.encoder_override is not None:
+            return self.encoder_override(ids, mask)
+        if self._unpadded is not None and keep is not None:
+            return self._unpadded(ids, mask, keep)
         if self._fast is not None:
             return self._fast(ids, mask)
         return self._encoder(input_ids=ids, attention_mask=mask)[0]

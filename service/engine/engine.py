@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
-import torch
 
 from kernels.dispatch import kernel_backend as _kernel_backend
-from kernels.dispatch import significance_postprocess, significance_postprocess_fused
+from kernels.dispatch import significance_postprocess
 from kernels.reference import SignificanceOutput
-from service.engine.chunking import MAX_CHUNK_TOKENS, WINDOW_POSITIONS, model_input_chunks
+from service.engine.chunking import MAX_CHUNK_TOKENS, WINDOW_POSITIONS
 from service.engine.classifier import ChunkClassifier
 from service.engine.device import DTYPE_NAMES, resolve_device, resolve_dtype
 from service.engine.errors import NoModelError
-from service.engine.layout import TextsLayout, layout_chunks
 from service.engine.loader import load_token_classifier
+from service.engine.pipeline import PipelinedExecutor, SerialExecutor
+from service.engine.stages import ForwardCounters, TextStages, counts, details, to_cpu
 from service.engine.tokenization import TextTokenizer
 from service.engine.values import check_threshold, layout_values
 from service.types import Counts, UnitDetail
@@ -26,9 +27,11 @@ CPU_FORWARD_TOKENS = WINDOW_POSITIONS
 class SignificanceEngine:
     """Significance counts of response texts (token classifier) or of client-supplied values.
 
-    Synchronous. Calls are serialised by an internal lock, so any thread may call it; the
-    service's batcher runs it in a worker thread. Torch's global settings (threads, seeds)
-    are left as the process configured them.
+    Synchronous, and any thread may call it. Texts run through the stages of
+    service/engine/stages.py, wave by wave: in series under a lock, or pipelined (the default
+    on CUDA; service/engine/pipeline.py), where concurrent calls queue up in order and the
+    host prepares the next wave while the device runs the current one. Both give identical
+    results. Torch's global settings (threads, seeds) are left as the process configured them.
     """
 
     def __init__(
@@ -37,6 +40,9 @@ class SignificanceEngine:
         device: str = "auto",
         dtype: str = "auto",
         max_batch_tokens: int = 16384,
+        pipelined: bool | None = None,
+        unpad: bool = False,
+        host_workers: int = 0,
     ) -> None:
         if max_batch_tokens < WINDOW_POSITIONS:
             raise ValueError(
@@ -58,9 +64,14 @@ class SignificanceEngine:
             if self._device.type == "cuda"
             else min(max_batch_tokens, CPU_FORWARD_TOKENS)
         )
-        self._lock = threading.Lock()
+        self._values_lock = threading.Lock()
         self._tokenizer: TextTokenizer | None = None
         self._classifier: ChunkClassifier | None = None
+        self._stages: TextStages | None = None
+        self._texts: SerialExecutor | PipelinedExecutor | None = None
+        # Pipelined (host work hidden behind the device's) by default where there is a device
+        # to hide it behind; on the CPU the model and the host share the same cores.
+        self.pipelined = self._device.type == "cuda" if pipelined is None else bool(pipelined)
         if model is not None:
             loaded = load_token_classifier(model, self._device, torch_dtype)
             self._tokenizer = TextTokenizer(loaded.tokenizer)
@@ -72,8 +83,39 @@ class SignificanceEngine:
                 # The Triton kernel applies the head itself (on CUDA, or interpreted on the CPU
                 # in tests); the torch path gets the logit differences.
                 fused=self.kernel_backend == "triton",
+                unpad=unpad,
             )
-        self.last_forward_tokens = 0  # real positions of the last texts call (for FLOP counts)
+            # host_workers > 0: the pipelined engine prepares waves in that many processes.
+            self._stages = TextStages(
+                self._tokenizer,
+                self._classifier,
+                self._device,
+                lambda: self.forward_tokens,
+                host_workers=host_workers if self.pipelined else 0,
+            )
+            # A call is cut into waves of about one batch budget: the unit that the pipeline
+            # overlaps (the host prepares one wave while the device runs the one before).
+            executor = PipelinedExecutor if self.pipelined else SerialExecutor
+            self._texts = executor(self._stages, max_batch_tokens)
+
+    @property
+    def max_concurrent_calls(self) -> int:
+        """How many calls a caller should keep in flight to keep the device busy (the batcher
+        reads it): a pipelined engine prepares the next call while it runs this one."""
+        return 2 if self.pipelined else 1
+
+    @property
+    def counters(self) -> ForwardCounters:
+        """Real and padded positions run through the model so far (FLOPs, padded fraction)."""
+        return self._stages.counters if self._stages is not None else ForwardCounters()
+
+    def close(self) -> None:
+        """Stop the pipeline's threads (and host worker processes) once the calls already made
+        are done."""
+        if self._texts is not None:
+            self._texts.close()
+        if self._stages is not None:
+            self._stages.close()
 
     @property
     def has_model(self) -> bool:
@@ -97,19 +139,13 @@ class SignificanceEngine:
         return [int(a.shape[0]) for a in tok.ids(list(texts))]
 
     def count_texts(self, texts: list[str], threshold: float) -> list[Counts]:
-        out, _ = self._score_texts(texts, threshold)
-        return _counts(out)
+        return self._run_texts(texts, threshold, detail=False)
 
     def count_values(self, values: list[list[float]], threshold: float) -> list[Counts]:
-        return _counts(self._score_values(values, threshold))
+        return counts(self._score_values(values, threshold))
 
     def inspect_texts(self, texts: list[str], threshold: float) -> list[UnitDetail]:
-        out, layout = self._score_texts(texts, threshold)
-        tok = self._require_model()[0]
-        pieces = [tok.tables.strip(t) for t in tok.tokens(layout.word_token_ids())]
-        cu_words = layout.cu_words.tolist()
-        words = ["".join(pieces[a:b]) for a, b in zip(cu_words[:-1], cu_words[1:], strict=True)]
-        return _details(out, words, layout.cu_segments, layout.cu_samples)
+        return self._run_texts(texts, threshold, detail=True)
 
     def inspect_values(self, values: list[list[float]], threshold: float) -> list[UnitDetail]:
         out = self._score_values(values, threshold)
@@ -117,7 +153,7 @@ class SignificanceEngine:
         n = len(values)
         cu = np.zeros(n + 1, dtype=np.int64)
         np.cumsum([len(v) for v in values], out=cu[1:])
-        return _details(out, units, cu, np.arange(n + 1))
+        return details(out, units, cu, np.arange(n + 1))
 
     # --- internals -------------------------------------------------------------------------
 
@@ -126,39 +162,21 @@ class SignificanceEngine:
             raise NoModelError()
         return self._tokenizer, self._classifier
 
-    def _score_texts(
-        self, texts: list[str], threshold: float
-    ) -> tuple[SignificanceOutput, TextsLayout]:
+    def _run_texts(self, texts: list[str], threshold: float, detail: bool) -> list[Any]:
         threshold = check_threshold(threshold)
-        tok, clf = self._require_model()
+        self._require_model()
+        assert self._texts is not None
         texts = list(texts)
         for i, t in enumerate(texts):
             if not isinstance(t, str):
                 raise ValueError(f"texts[{i}] must be a string, got {type(t).__name__}")
-        with self._lock:
-            layout = layout_chunks(model_input_chunks(tok, texts), tok.tables)
-            res = clf.run(layout, self.forward_tokens)
-            self.last_forward_tokens = res.forward_tokens
-            dev = self._device
-            cu = [
-                torch.from_numpy(a).to(dev)
-                for a in (layout.cu_words, layout.cu_segments, layout.cu_samples)
-            ]
-            if layout.n_word_tokens == 0:  # only empty texts: nothing for the kernel to do
-                out = _empty_output(len(texts))
-            elif res.hidden is not None:
-                out = significance_postprocess_fused(
-                    res.hidden, res.w_diff, res.b_diff, *cu, threshold
-                )
-            else:
-                out = significance_postprocess(res.scores, *cu, threshold, "logit_diff")
-            return _to_cpu(out), layout
+        return self._texts.run(texts, threshold, detail)
 
     def _score_values(self, values: list[list[float]], threshold: float) -> SignificanceOutput:
         threshold = check_threshold(threshold)
         lay = layout_values(values)
         dev = self._device
-        with self._lock:
+        with self._values_lock:
             # float64 scores: values mode normalises and compares in float64 on both backends
             out = significance_postprocess(
                 lay.scores.to(dev),
@@ -168,38 +186,4 @@ class SignificanceEngine:
                 threshold,
                 "values",
             )
-            return _to_cpu(out)
-
-
-def _empty_output(n: int) -> SignificanceOutput:
-    zeros = torch.zeros(n, dtype=torch.int32)
-    return SignificanceOutput(torch.zeros(0), zeros, zeros.clone())
-
-
-def _to_cpu(out: SignificanceOutput) -> SignificanceOutput:
-    return SignificanceOutput(out.word_values.cpu(), out.significant.cpu(), out.insignificant.cpu())
-
-
-def _counts(out: SignificanceOutput) -> list[Counts]:
-    sig = out.significant.tolist()
-    ins = out.insignificant.tolist()
-    return [Counts(float(s), float(i)) for s, i in zip(sig, ins, strict=True)]
-
-
-def _details(
-    out: SignificanceOutput,
-    units: list[str],
-    cu_segments: np.ndarray,
-    cu_samples: np.ndarray,
-) -> list[UnitDetail]:
-    values = out.word_values.tolist()
-    sig = out.significant.tolist()
-    ins = out.insignificant.tolist()
-    seg_sizes = np.diff(np.asarray(cu_segments)).tolist()
-    details = []
-    for n in range(len(sig)):
-        g0, g1 = int(cu_samples[n]), int(cu_samples[n + 1])
-        a, b = int(cu_segments[g0]), int(cu_segments[g1])
-        chunks = [int(c) for c in seg_sizes[g0:g1]]
-        details.append(UnitDetail(units[a:b], values[a:b], int(sig[n]), int(ins[n]), chunks))
-    return details
+            return to_cpu(out)

@@ -26,6 +26,14 @@ class ForwardBatch:
     cols: torch.Tensor  # (K,) int64: its position in the row
     dest: torch.Tensor  # (K,) int64: its index in the flat word-token score vector
     real_tokens: int  # non-padding positions, CLS/SEP included
+    # (T,) int64 flat indices (row * L + column) of the positions the mask keeps; None when
+    # the mask keeps them all (the unpadded forward, service/engine/unpadded.py, takes them)
+    keep: torch.Tensor | None = None
+
+    @property
+    def positions(self) -> int:
+        """Positions the forward computes, padding included."""
+        return int(self.input_ids.numel())
 
 
 def input_positions(lengths: np.ndarray) -> np.ndarray:
@@ -49,11 +57,24 @@ def plan_batches(lengths: np.ndarray, max_batch_tokens: int) -> list[np.ndarray]
 
 
 def build_batches(
-    layout: TextsLayout, cls_id: int, sep_id: int, pad_id: int, max_batch_tokens: int
+    layout: TextsLayout,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    max_batch_tokens: int,
+    pin: bool = False,
 ) -> Iterator[ForwardBatch]:
+    """The forward batches of `layout`; with `pin`, their tensors live in pinned (page-locked)
+    host memory, so the copies to a CUDA device run asynchronously."""
     lengths = layout.chunk_end - layout.chunk_start
     for chunk_ids in plan_batches(lengths, max_batch_tokens):
-        yield _build(layout, chunk_ids, lengths, cls_id, sep_id, pad_id)
+        yield _build(layout, chunk_ids, lengths, cls_id, sep_id, pad_id, pin)
+
+
+def host_tensor(array: np.ndarray, pin: bool) -> torch.Tensor:
+    """`array` as a CPU tensor: shared with numpy, or copied once into pinned memory."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.pin_memory() if pin else tensor
 
 
 def _build(
@@ -63,6 +84,7 @@ def _build(
     cls_id: int,
     sep_id: int,
     pad_id: int,
+    pin: bool,
 ) -> ForwardBatch:
     positions = input_positions(lengths[chunk_ids])
     width = int(positions.max())
@@ -83,12 +105,14 @@ def _build(
         cols.append(local + 1)
         first = int(layout.word_token_offset[c])
         dest.append(np.arange(first, first + local.shape[0], dtype=np.int64))
+    full = bool(mask.all())
     return ForwardBatch(
-        input_ids=torch.from_numpy(ids),
+        input_ids=host_tensor(ids, pin),
         # Without padding the encoder needs no mask, and SDPA takes its unmasked fast path.
-        attention_mask=torch.from_numpy(mask) if not mask.all() else None,
-        rows=torch.from_numpy(np.concatenate(rows)),
-        cols=torch.from_numpy(np.concatenate(cols)),
-        dest=torch.from_numpy(np.concatenate(dest)),
+        attention_mask=None if full else host_tensor(mask, pin),
+        rows=host_tensor(np.concatenate(rows), pin),
+        cols=host_tensor(np.concatenate(cols), pin),
+        dest=host_tensor(np.concatenate(dest), pin),
         real_tokens=int(positions.sum()),
+        keep=None if full else host_tensor(np.flatnonzero(mask.reshape(-1)), pin),
     )

@@ -390,3 +390,97 @@ def cached_model(kind: str, root: str | os.PathLike[str], seed: int = 0) -> Path
     if kind not in BUILDERS:
         raise ValueError(f"unknown test model kind {kind!r}; expected one of {sorted(BUILDERS)}")
     return BUILDERS[kind](Path(root) / f"{kind}-seed{seed}", seed=seed)
+
+
+def xlmr_tokenizer_json() -> Path | None:
+    """`xlmr_tokenizer_path()`, or None when its package is not installed."""
+    try:
+        path = xlmr_tokenizer_path()
+    except ImportError:
+        return None
+    return path if path.is_file() else None
+
+
+def build_xlmr_shaped(
+    dir: str | os.PathLike[str],
+    layers: int = 24,
+    hidden: int = 1024,
+    heads: int = 16,
+    ffn: int = 4096,
+    seed: int = 0,
+) -> Path:
+    """XLMRobertaForTokenClassification of the given shape (default: XLM-R large, as
+    LLMLingua-2's published checkpoint) with seeded random weights, for speed measurements.
+
+    Tokenizer: the real XLM-R one when `xlmr_tokenizer_json()` finds it, else the tiny Unigram
+    tokenizer trained here (the directory name says which)."""
+
+    def write(out: Path) -> None:
+        import torch
+        from transformers import (
+            PreTrainedTokenizerFast,
+            XLMRobertaConfig,
+            XLMRobertaForTokenClassification,
+        )
+        from transformers import XLMRobertaTokenizer as XLMRTok
+
+        special = dict(bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+                       cls_token="<s>", sep_token="</s>", mask_token="<mask>")  # fmt: skip
+        real = xlmr_tokenizer_json()
+        if real is not None:  # as build_real_xlmr loads it (the parity tests' tokenizer)
+            fast = XLMRTok(tokenizer_file=str(real))
+        else:
+            fast = PreTrainedTokenizerFast(
+                tokenizer_object=_unigram_tokenizer(), model_max_length=512, **special
+            )
+        fast.save_pretrained(str(out))
+        pad_id = fast.pad_token_id
+        config = XLMRobertaConfig(
+            vocab_size=len(fast),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=ffn,
+            max_position_embeddings=512 + pad_id + 1,
+            num_labels=2,
+            pad_token_id=pad_id,
+            bos_token_id=fast.bos_token_id,
+            eos_token_id=fast.eos_token_id,
+        )
+        torch.manual_seed(seed)
+        model = XLMRobertaForTokenClassification(config)
+        _spread_head(model.classifier, seed, std=0.3)
+        model.save_pretrained(str(out))
+
+    return _build_atomically(Path(dir), write)
+
+
+def cached_xlmr_shaped(root: str | os.PathLike[str], layers: int = 24, hidden: int = 1024,
+                       heads: int = 16, ffn: int = 4096, seed: int = 0) -> Path:  # fmt: skip
+    """`build_xlmr_shaped` under `root`, in a directory named after the shape and tokenizer."""
+    tok = "xlmr" if xlmr_tokenizer_json() is not None else "tiny"
+    name = f"xlmr-shaped-L{layers}-d{hidden}-h{heads}-f{ffn}-{tok}tok-seed{seed}"
+    return build_xlmr_shaped(Path(root) / name, layers, hidden, heads, ffn, seed)
+
+
+def build_minilm_tokenizer_tiny_encoder(dir: str | os.PathLike[str], seed: int = 0) -> Path:
+    """MiniLM's real uncased WordPiece tokenizer on a tiny random BERT (hidden 32, 1 layer):
+    realistic tokenization at almost no model cost, for benchmarks whose encoder is simulated
+    (bench/bench_pipeline.py), where the encoder's width only sets the stand-in's own work."""
+
+    def write(out: Path) -> None:
+        import torch
+        from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+
+        tok = AutoTokenizer.from_pretrained(str(minilm_source_path()))
+        tok.save_pretrained(str(out))
+        config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=64,
+                            max_position_embeddings=512, num_labels=2,
+                            pad_token_id=tok.pad_token_id)  # fmt: skip
+        torch.manual_seed(seed)
+        model = BertForTokenClassification(config)
+        _spread_head(model.classifier, seed, std=0.3)
+        model.save_pretrained(str(out))
+
+    return _build_atomically(Path(dir), write)
