@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from service.reward.baselines import BASELINE_PARAMS
+from service.reward.params import BASELINE_PARAMS, ParamValue, validate_reward_params
 
 SignificanceMode = Literal["classifier", "values"]
 ReferenceMode = Literal["given", "first_seen", "group"]
 RewardName = Literal[
-    "significance", "kimi", "cosine", "dapo", "l1_exact", "l1_max", "arora_zanette", "truncation"
+    "significance",
+    "kimi",
+    "cosine",
+    "dapo",
+    "l1_exact",
+    "l1_max",
+    "arora_zanette",
+    "truncation",
+    "shorter_better",
+    "grpo_lead",
+    "alp",
+    "laser",
+    "laser_d",
+    "thinkprune",
 ]
 VerifierName = Literal["math"]
 
@@ -30,6 +45,12 @@ NO_PARAMS_MESSAGE = (
     'only a baseline reward takes parameters; reward "significance" is configured with '
     "lambda_c, lambda_w_n and lambda_w_e (or name a baseline in reward)"
 )
+REWARD_PARAMS_DESCRIPTION = (
+    "a baseline's parameters by name: numbers, integers, or (thinkprune's schedule) a list "
+    "of [step, limit] pairs; published defaults fill the names left out"
+)
+
+PARAMS_SCHEMA = TypeAdapter(dict[str, ParamValue]).json_schema()
 
 
 class RunConfigPatch(BaseModel):
@@ -41,7 +62,11 @@ class RunConfigPatch(BaseModel):
     significance: SignificanceMode | None = None
     reference: ReferenceMode | None = None
     reward: RewardName | None = None
-    reward_params: dict[str, float] | None = None
+    # Checked per reward by validate_reward_params, which names the bad entry; the schema
+    # shows the values it accepts.
+    reward_params: Annotated[dict[str, Any], WithJsonSchema(PARAMS_SCHEMA)] | None = Field(
+        default=None, description=REWARD_PARAMS_DESCRIPTION
+    )
     lambda_c: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     lambda_w_n: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     lambda_w_e: float | None = Field(default=None, ge=0, allow_inf_nan=False)
@@ -57,26 +82,19 @@ class RunConfigPatch(BaseModel):
 
     @field_validator("reward_params")
     @classmethod
-    def _finite_params(
-        cls, value: dict[str, float] | None, info: ValidationInfo
-    ) -> dict[str, float] | None:
-        for name, number in (value or {}).items():
-            if not math.isfinite(number):
-                raise ValueError(f"reward_params.{name} must be finite")
+    def _no_params_on_significance(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         if value and info.data.get("reward") == "significance":
             raise ValueError(NO_PARAMS_MESSAGE)
         return value
 
     @model_validator(mode="after")
     def _known_params(self) -> RunConfigPatch:
-        if self.reward_params and self.reward not in (None, "significance"):
-            known = BASELINE_PARAMS[self.reward]
-            unknown = sorted(set(self.reward_params) - set(known))
-            if unknown:
-                raise ValueError(
-                    f"reward_params: unknown parameter(s) {unknown} for reward {self.reward!r}; "
-                    f"known: {sorted(known)}"
-                )
+        if self.reward_params is not None and self.reward not in (None, "significance"):
+            # Normalised (numbers as float, integers as int) so that stored and compared
+            # configurations agree.
+            self.reward_params = validate_reward_params(self.reward, self.reward_params)
         return self
 
 
@@ -88,7 +106,9 @@ class RunConfig(BaseModel):
     significance: SignificanceMode = "values"
     reference: ReferenceMode = "given"
     reward: RewardName = "significance"
-    reward_params: dict[str, float] = Field(default_factory=dict)
+    reward_params: dict[str, ParamValue] = Field(
+        default_factory=dict, description=REWARD_PARAMS_DESCRIPTION
+    )
     lambda_c: float = 5.0
     lambda_w_n: float = 2.0
     lambda_w_e: float = 5.0
@@ -109,24 +129,23 @@ class RunConfig(BaseModel):
         if config.reward == "significance" and config.reward_params:
             raise ValueError(f"reward_params must be empty: {NO_PARAMS_MESSAGE}")
         if config.reward != "significance":
-            defaults = {k: v for k, v in BASELINE_PARAMS[config.reward].items() if v is not None}
-            config.reward_params = {**defaults, **config.reward_params}
-            missing = [k for k, v in BASELINE_PARAMS[config.reward].items() if v is None]
-            missing = [k for k in missing if k not in config.reward_params]
-            if missing:
-                raise ValueError(
-                    f"reward_params.{missing[0]} is required by reward {config.reward!r}"
-                )
+            # RewardParamError (a ValueError) names a missing required parameter.
+            config.reward_params = validate_reward_params(
+                config.reward, config.reward_params, fill_defaults=True
+            )
         return config
 
     def conflicts(self, patch: RunConfigPatch) -> list[str]:
         """Names of fields present in ``patch`` whose values differ from this configuration."""
         given: dict[str, Any] = patch.model_dump(exclude_unset=True)
         stored = self.model_dump()
-        if "reward_params" in given and self.reward != "significance":
-            # The stored params were resolved with the published defaults filled in.
+        same_reward = given.get("reward", self.reward) == self.reward
+        if "reward_params" in given and self.reward != "significance" and same_reward:
+            # The stored params were resolved with the published defaults filled in; a patch
+            # that names no reward is checked against the stored one.
             defaults = {k: v for k, v in BASELINE_PARAMS[self.reward].items() if v is not None}
-            given["reward_params"] = {**defaults, **(given["reward_params"] or {})}
+            mine = validate_reward_params(self.reward, given["reward_params"] or {})
+            given["reward_params"] = {**defaults, **mine}
         return [name for name, value in given.items() if stored.get(name) != value]
 
     @property

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from service.reward.baselines import BaselineSample, baseline_rewards
+from service.reward.baselines import GROUP_REWARDS, BaselineSample, baseline_rewards
 from service.reward.significance import SignificanceRewardParams, significance_length_reward
 from service.run_config import RunConfig, RunConfigPatch
 from service.schedule import (
@@ -31,7 +31,6 @@ from service.types import Counts, SampleInput, SampleResult, ScheduleView, Submi
 
 log = logging.getLogger(__name__)
 
-GROUP_REWARDS = ("kimi", "arora_zanette")
 # The store counter that numbers a run's samples for step-less (OpenRLHF) requests.
 SAMPLE_COUNTER = "samples"
 L1_REWARDS = ("l1_exact", "l1_max")
@@ -215,7 +214,8 @@ class RunService:
     def put_run(self, run_id: str, patch: RunConfigPatch) -> tuple[RunConfig, bool]:
         """Create the run (True) or confirm it (False); ``RunConflict`` when fields differ.
 
-        ``ValueError`` when the patch cannot be resolved (a baseline's required parameter).
+        ``ValueError`` when the patch cannot be resolved; ``RewardParamError`` (a ValueError
+        with ``param``) when a reward parameter is missing or bad.
         """
         with self.store.write() as tx:
             stored = tx.lock_run(run_id)
@@ -497,7 +497,7 @@ class RunService:
         k: float,
     ) -> list[SampleResult]:
         if config.reward != "significance":
-            return self._score_baseline(config, samples)
+            return self._score_baseline(config, step, samples)
         references = self._references(tx, config, run_id, step, samples)
         params = SignificanceRewardParams(config.lambda_c, config.lambda_w_n, config.lambda_w_e)
         results = []
@@ -542,7 +542,7 @@ class RunService:
         return [pinned[s.prompt_id] for s in samples]  # type: ignore[index]
 
     def _score_baseline(
-        self, config: RunConfig, samples: Sequence[SampleInput]
+        self, config: RunConfig, step: int, samples: Sequence[SampleInput]
     ) -> list[SampleResult]:
         inputs = [
             BaselineSample(
@@ -554,7 +554,7 @@ class RunService:
             )
             for s in samples
         ]
-        totals = baseline_rewards(config.reward, inputs, config.reward_params)
+        totals = baseline_rewards(config.reward, inputs, config.reward_params, step)
         return [
             SampleResult(
                 id=s.id,

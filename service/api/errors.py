@@ -92,7 +92,17 @@ def _validation_message(err: Mapping[str, Any], param: str | None) -> str:
         msg = "field required"
     # pydantic prefixes messages of custom validators with "Value error, ".
     msg = msg.removeprefix("Value error, ")
-    return f"{param}: {msg}" if param else msg
+    return f"{param}: {msg}" if param and not msg.startswith(f"{param}:") else msg
+
+
+def _error_param(err: Mapping[str, Any]) -> str | None:
+    """The field a validation error names: its location, or, for a validator that checks a
+    nested entry (``reward_params.alpha``), the ``param`` its exception carries."""
+    cause = (err.get("ctx") or {}).get("error")
+    named = getattr(cause, "param", None)
+    if isinstance(named, str):
+        return named
+    return loc_to_param(err.get("loc", ()))
 
 
 async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -107,7 +117,7 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
             type="invalid_json",
         )
     first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
-    param = loc_to_param(first.get("loc", ()))
+    param = _error_param(first)
     message = _validation_message(first, param)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error(s))"

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from service.api.deps import RunIdPath, in_thread, runs_of, service_state
 from service.api.errors import ApiError
 from service.api.models import RunResponse, error_responses
+from service.reward.params import RewardParamError
 from service.run_config import RunConfigPatch
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -50,7 +51,9 @@ async def put_run(
     runs = runs_of(request)
     try:
         _, created = await in_thread(runs.put_run, run_id, patch)
-    except ValueError as exc:  # a baseline's required parameter is missing
+    except RewardParamError as exc:  # e.g. a required one missing, checked on creation
+        raise ApiError(422, str(exc), param=exc.param) from exc
+    except ValueError as exc:
         raise ApiError(422, str(exc), param=_param_of(str(exc))) from exc
     view = await in_thread(runs.get_run, run_id)
     response.status_code = 201 if created else 200

@@ -1,6 +1,14 @@
-"""Reward formulas: the paper's significance-aware length reward and the length baselines."""
+"""Reward formulas: the paper's significance-aware length reward, the length baselines and the
+length rewards of recent papers."""
 
-from service.reward.baselines import BASELINE_PARAMS, BASELINES, BaselineSample, baseline_rewards
+from service.reward.baselines import (
+    BASELINE_PARAMS,
+    BASELINES,
+    GROUP_REWARDS,
+    BaselineSample,
+    baseline_rewards,
+)
+from service.reward.params import REWARD_PARAMS, RewardParamError, validate_reward_params
 from service.reward.significance import (
     SignificanceRewardParams,
     cos_clamped,
@@ -10,9 +18,13 @@ from service.reward.significance import (
 __all__ = [
     "BASELINES",
     "BASELINE_PARAMS",
+    "GROUP_REWARDS",
+    "REWARD_PARAMS",
     "BaselineSample",
+    "RewardParamError",
     "SignificanceRewardParams",
     "baseline_rewards",
     "cos_clamped",
     "significance_length_reward",
+    "validate_reward_params",
 ]

@@ -1,41 +1,34 @@
-"""Length-reward baselines of method.md section 6 (api.md "Baselines"), each a pure function.
+"""Length-reward baselines (docs/api.md "Baselines"), each a pure function, and the registry of
+every length reward a run can name instead of the paper's.
 
 Every function returns the *total* reward per sample with the sample's score in place of the
-outcome c; the caller derives length_reward = reward - score.
+outcome c; the caller derives length_reward = reward - score. Parameters are used with the
+type their schema states (service/reward/params.py): token lengths are real numbers.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from service.reward import papers
+from service.reward.params import BASELINE_PARAMS, validate_reward_params
+from service.reward.samples import BaselineSample, group_indices
 
-@dataclass(frozen=True)
-class BaselineSample:
-    score: float
-    correct: bool
-    num_tokens: int
-    prompt_id: str | None = None
-    target_tokens: int | None = None
+# (samples of one request, parameters, the request's step) -> total reward per sample.
+BaselineFn = Callable[[Sequence[BaselineSample], Mapping[str, Any], int], list[float]]
 
-
-BaselineFn = Callable[[Sequence[BaselineSample], Mapping[str, Any]], list[float]]
+__all__ = ["BASELINES", "BASELINE_PARAMS", "GROUP_REWARDS", "BaselineSample", "baseline_rewards"]
 
 
-def _groups(samples: Sequence[BaselineSample]) -> dict[str | None, list[int]]:
-    groups: dict[str | None, list[int]] = {}
-    for i, sample in enumerate(samples):
-        groups.setdefault(sample.prompt_id, []).append(i)
-    return groups
-
-
-def kimi(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[float]:
+def kimi(
+    samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
+) -> list[float]:
     """Kimi k1.5 (arXiv 2501.12599): lam = 0.5 - (L - Lmin)/(Lmax - Lmin) over the group."""
-    weight = float(params.get("weight", 1.0))
+    weight = float(params["weight"])
     out = [0.0] * len(samples)
-    for members in _groups(samples).values():
+    for members in group_indices(samples).values():
         lengths = [samples[i].num_tokens for i in members]
         lo, hi = min(lengths), max(lengths)
         for i in members:
@@ -46,27 +39,31 @@ def kimi(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[f
     return out
 
 
-def cosine(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[float]:
+def cosine(
+    samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
+) -> list[float]:
     """Cosine length scaling (Yeo et al., arXiv 2502.03373)."""
-    max_tokens = int(params.get("max_tokens", 14336))
+    max_tokens = float(params["max_tokens"])
     out = []
     for s in samples:
         if s.num_tokens >= max_tokens:
-            out.append(float(params.get("exceed", -10.0)))
+            out.append(float(params["exceed"]))
             continue
         if s.correct:
-            r0, rl = float(params.get("correct_short", 2.0)), float(params.get("correct_long", 1.0))
+            r0, rl = float(params["correct_short"]), float(params["correct_long"])
         else:
-            r0, rl = float(params.get("wrong_short", -10.0)), float(params.get("wrong_long", 0.0))
+            r0, rl = float(params["wrong_short"]), float(params["wrong_long"])
         out.append(rl + (r0 - rl) * (1.0 + math.cos(math.pi * s.num_tokens / max_tokens)) / 2.0)
     return out
 
 
-def dapo(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[float]:
+def dapo(
+    samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
+) -> list[float]:
     """DAPO soft overlong punishment (arXiv 2503.14476)."""
-    max_tokens = int(params.get("max_tokens", 20480))
-    cache = int(params.get("cache_tokens", 4096))
-    factor = float(params.get("factor", 1.0))
+    max_tokens = float(params["max_tokens"])
+    cache = float(params["cache_tokens"])
+    factor = float(params["factor"])
     out = []
     for s in samples:
         expected = max_tokens - cache
@@ -80,26 +77,32 @@ def dapo(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[f
     return out
 
 
-def l1_exact(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[float]:
+def l1_exact(
+    samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
+) -> list[float]:
     """L1-Exact (arXiv 2503.04697): c - alpha * |n_target - L|."""
-    alpha = float(params.get("alpha", 0.0003))
+    alpha = float(params["alpha"])
     return [s.score - alpha * abs(_target(s) - s.num_tokens) for s in samples]
 
 
-def l1_max(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[float]:
+def l1_max(
+    samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
+) -> list[float]:
     """L1-Max (arXiv 2503.04697): c * clip(alpha * (n_target - L) + delta, 0, 1)."""
-    alpha = float(params.get("alpha", 0.0003))
-    delta = float(params.get("delta", 0.5))
+    alpha = float(params["alpha"])
+    delta = float(params["delta"])
     return [
         s.score * min(1.0, max(0.0, alpha * (_target(s) - s.num_tokens) + delta)) for s in samples
     ]
 
 
-def arora_zanette(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[float]:
+def arora_zanette(
+    samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
+) -> list[float]:
     """Arora & Zanette (arXiv 2502.04463): statistics over the group's correct responses."""
-    alpha = float(params.get("alpha", 0.1))
+    alpha = float(params["alpha"])
     out = [s.score for s in samples]
-    for members in _groups(samples).values():
+    for members in group_indices(samples).values():
         lengths = [samples[i].num_tokens for i in members if samples[i].correct]
         if not lengths:
             continue
@@ -112,9 +115,11 @@ def arora_zanette(samples: Sequence[BaselineSample], params: Mapping[str, Any]) 
     return out
 
 
-def truncation(samples: Sequence[BaselineSample], params: Mapping[str, Any]) -> list[float]:
+def truncation(
+    samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
+) -> list[float]:
     """Hard truncation: c * [L <= max_tokens]."""
-    max_tokens = int(params["max_tokens"])
+    max_tokens = float(params["max_tokens"])
     return [s.score if s.num_tokens <= max_tokens else 0.0 for s in samples]
 
 
@@ -139,29 +144,21 @@ BASELINES: dict[str, BaselineFn] = {
     "l1_max": l1_max,
     "arora_zanette": arora_zanette,
     "truncation": truncation,
+    "shorter_better": papers.shorter_better,
+    "grpo_lead": papers.grpo_lead,
+    "alp": papers.alp,
+    "laser": papers.laser,
+    "laser_d": papers.laser_d,
+    "thinkprune": papers.thinkprune,
 }
 
-# Parameters each baseline accepts and their published defaults (None = required).
-BASELINE_PARAMS: dict[str, dict[str, float | None]] = {
-    "kimi": {"weight": 1.0},
-    "cosine": {
-        "max_tokens": 14336,
-        "correct_short": 2.0,
-        "correct_long": 1.0,
-        "wrong_short": -10.0,
-        "wrong_long": 0.0,
-        "exceed": -10.0,
-    },
-    "dapo": {"max_tokens": 20480, "cache_tokens": 4096, "factor": 1.0},
-    "l1_exact": {"alpha": 0.0003},
-    "l1_max": {"alpha": 0.0003, "delta": 0.5},
-    "arora_zanette": {"alpha": 0.1},
-    "truncation": {"max_tokens": None},
-}
+# Rewards whose formula uses statistics of the prompt's group: their samples need prompt_id.
+GROUP_REWARDS = ("kimi", "arora_zanette", "shorter_better", "grpo_lead", "alp", "laser_d")
 
 
 def baseline_rewards(
-    name: str, samples: Sequence[BaselineSample], params: Mapping[str, Any]
+    name: str, samples: Sequence[BaselineSample], params: Mapping[str, Any], step: int = 0
 ) -> list[float]:
-    """Total rewards of the named baseline, published defaults filling omitted parameters."""
-    return BASELINES[name](samples, params)
+    """Total rewards of the named reward for one request at ``step``; published defaults fill
+    omitted parameters, and bad ones raise ``RewardParamError``."""
+    return BASELINES[name](samples, validate_reward_params(name, params, fill_defaults=True), step)

@@ -64,8 +64,9 @@ def split_batch(
     """Split ``samples`` into request bodies under the server's limits.
 
     A prompt's samples (same ``prompt_id``) always share a request: group references and the
-    kimi / arora_zanette baselines use the groups within one request. Samples without a
-    ``prompt_id`` are independent. Groups are packed greedily in order of first appearance.
+    group baselines (kimi, arora_zanette, shorter_better, grpo_lead, alp, laser_d) use the
+    groups within one request. Samples without a ``prompt_id`` are independent. Groups are
+    packed greedily in order of first appearance.
     """
     if not samples:
         raise ValueError("samples must not be empty")
