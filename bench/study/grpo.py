@@ -13,7 +13,7 @@ import torch
 from bench.study.evaluate import evaluate
 from bench.study.policy import batch_ids, load_policy, sample, token_logprobs
 from bench.study.task import Problem, read_response
-from bench.study.variants import BY_NAME, build_samples
+from bench.study.variants import BY_NAME, MAX_NEW, build_samples, run_config_for
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class GRPOConfig:
     group: int = 8
     lr: float = 1e-4
     eval_every: int = 25
-    max_new: int = 72
+    max_new: int = MAX_NEW
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def run(spec: RunSpec) -> dict:
     steps: list[dict] = []
     started = time.monotonic()
     with RewardClient(spec.base_url, spec.run_id, timeout=300) as client:
-        client.configure(**variant.run_config)
+        client.configure(**run_config_for(variant, cfg.steps))
         for step in range(cfg.steps + 1):
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 evals.append(

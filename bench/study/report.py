@@ -227,6 +227,9 @@ def reading(spreads: dict[str, dict[str, Spread]], meta: dict) -> list[str]:
             )
             + "."
         )
+    for v in ("sig_oracle", "sig_classifier"):
+        if {v, "outcome"} <= have:
+            lines.append(_paper_claim(spreads, v))
     degenerate = {v: s["degenerate"] for v, s in spreads.items() if BY_NAME[v].kind != "tokens"}
     if degenerate:
         lines.append(
@@ -236,6 +239,27 @@ def reading(spreads: dict[str, dict[str, Spread]], meta: dict) -> list[str]:
             + "."
         )
     return lines
+
+
+def _paper_claim(spreads: dict[str, dict[str, Spread]], v: str) -> str:
+    """The paper's claim: the significance reward shortens responses without costing accuracy."""
+    ours, base = spreads[v], spreads["outcome"]
+    shorter = ours["length"].disjoint(base["length"]) and ours["length"].mean < base["length"].mean
+    worse = ours["acc"].disjoint(base["acc"]) and ours["acc"].mean < base["acc"].mean
+    if min(ours["acc"].n, base["acc"].n) < 2:
+        verdict = "cannot be judged from one seed"
+    elif shorter and not worse:
+        verdict = "supported: shorter beyond the seed spread, accuracy not lower beyond it"
+    elif shorter and worse:
+        verdict = "contradicted: shorter, but accuracy is lower beyond the seed spread"
+    elif worse:
+        verdict = "contradicted: not shorter beyond the seed spread, and less accurate"
+    else:
+        verdict = "not shown: neither length nor accuracy differs beyond the seed spread"
+    return (
+        f"- **The paper's claim for {v}** (shorter responses at no accuracy cost, against "
+        f"outcome only): {verdict}."
+    )
 
 
 def write_report(path: Path, meta: dict, results: list[dict]) -> None:
@@ -267,6 +291,11 @@ def write_report(path: Path, meta: dict, results: list[dict]) -> None:
         SECTIONS[0],
         "",
         f"- command: `{meta['command']}`",
+        *(
+            ["- the work directory was filled by: " + "; ".join(f"`{c}`" for c in meta["commands"])]
+            if len(meta.get("commands", [])) > 1
+            else []
+        ),
         f"- machine: {meta['machine']}; date: {meta['date']}; wall time {meta['wall_s'] / 60:.1f} min"
         f" ({meta['jobs']} runs at a time, one torch thread each)",
         f"- policy: {meta['policy_params']} parameters; SFT {meta['sft']['steps']} steps of "

@@ -160,17 +160,17 @@ def served_classifier_accuracy(base_url: str, held_out: list) -> dict:
     }
 
 
-def probe(base_url: str, variants: list[str]) -> dict[str, str]:
+def probe(base_url: str, variants: list[str], steps: int) -> dict[str, str]:
     """Variants whose run configuration the server refuses, with its message."""
     from sigreward_client import APIError, RewardClient
 
-    from bench.study.variants import BY_NAME
+    from bench.study.variants import BY_NAME, run_config_for
 
     refused = {}
     for name in variants:
         with RewardClient(base_url, f"probe-{name}") as client:
             try:
-                client.configure(**BY_NAME[name].run_config)
+                client.configure(**run_config_for(BY_NAME[name], steps))
                 client.delete_run()
             except APIError as err:
                 refused[name] = (
@@ -179,7 +179,9 @@ def probe(base_url: str, variants: list[str]) -> dict[str, str]:
     return refused
 
 
-def run_all(cfg: StudyConfig, work: Path, base_url: str, variants: list[str]) -> list[dict]:
+def run_all(
+    cfg: StudyConfig, work: Path, base_url: str, variants: list[str], train: bool = True
+) -> list[dict]:
     from bench.study.variants import BY_NAME
 
     specs = []
@@ -201,6 +203,8 @@ def run_all(cfg: StudyConfig, work: Path, base_url: str, variants: list[str]) ->
     (work / "runs").mkdir(parents=True, exist_ok=True)
     todo = [s for s in specs if not Path(s.out_path).exists()]
     _log(f"{len(specs)} runs, {len(specs) - len(todo)} already done")
+    if not train:
+        return [json.loads(Path(s.out_path).read_text()) for s in specs if s not in todo]
     with ProcessPoolExecutor(max_workers=cfg.jobs, mp_context=get_context("spawn")) as pool:
         for spec, result in zip(todo, pool.map(run, todo), strict=True):
             last = result["evals"][-1]
@@ -240,6 +244,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int)
     p.add_argument("--sft-steps", type=int)
     p.add_argument("--jobs", type=int, help="runs at a time (default 2)")
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="report the runs already in the work directory, train none",
+    )
     return p.parse_args(list(argv))
 
 
@@ -275,6 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.work_dir or ROOT / "build" / ("study-quick" if args.quick else "study")
     report = args.report or (work / "study.md" if args.quick else ROOT / "docs" / "study.md")
     started = time.monotonic()
+    command = "python -m bench.study " + shlex.join(argv) if argv else FULL_COMMAND
+    work.mkdir(parents=True, exist_ok=True)
+    # A work directory can be filled by several invocations (resumed or extended studies):
+    # the report lists them all.
+    with open(work / "commands.txt", "a") as log:
+        log.write(command + "\n")
     meta = prepare(cfg, work)
     held_out = json.loads((work / "classifier_held_out.json").read_text())
     server_env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -286,15 +301,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         _log(f"sigreward serve on {server.base_url} (pid {server.pid})")
         meta["classifier"].update(served_classifier_accuracy(server.base_url, held_out))
         variants = list(cfg.variants or BY_NAME)
-        skipped = probe(server.base_url, variants)
+        skipped = probe(server.base_url, variants, cfg.grpo.steps)
         for name, why in skipped.items():
             _log(f"skipping {name}: {why}")
-        results = run_all(cfg, work, server.base_url, [v for v in variants if v not in skipped])
+        results = run_all(
+            cfg,
+            work,
+            server.base_url,
+            [v for v in variants if v not in skipped],
+            train=not args.no_train,
+        )
     meta.update(
         {
-            "command": "python -m bench.study " + shlex.join(argv) if argv else FULL_COMMAND,
+            "command": command,
+            "commands": (work / "commands.txt").read_text().splitlines(),
             "full_command": FULL_COMMAND,
-            "pilot": args.quick or cfg != StudyConfig(),
+            "pilot": args.quick or args.no_train or cfg != StudyConfig(),
             "machine": machine(),
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": time.monotonic() - started,

@@ -25,7 +25,7 @@ from bench.study.task import (
     random_problem,
     read_response,
 )
-from bench.study.variants import BY_NAME, build_samples
+from bench.study.variants import BY_NAME, build_samples, run_config_for
 
 W = str.split  # "U 3 + 4" -> ["U", "3", "+", "4"]
 
@@ -155,3 +155,24 @@ def test_spread_rule() -> None:
     assert not a.disjoint(spread([0.3, 0.6]))  # touching ranges overlap
     assert not a.disjoint(spread([0.9]))  # one seed: no spread to judge
     assert Spread(0.2, 0.1, 0.3, 3).fmt("{:.1f}") == "0.2 [0.1, 0.3]"
+
+
+def test_thinkprune_limits_tighten_over_thirds_of_the_run() -> None:
+    config = run_config_for(BY_NAME["thinkprune"], 300)
+    assert config["reward_params"]["schedule"] == [[0, 36.0], [100, 27.0], [200, 18.0]]
+    # The variant's own table entry is not modified by building a run's configuration.
+    assert BY_NAME["thinkprune"].run_config["reward_params"]["schedule"] == "thirds"
+    assert run_config_for(BY_NAME["thinkprune"], 3)["reward_params"]["schedule"][1:] == [
+        [1, 27.0],
+        [2, 18.0],
+    ]
+
+
+def test_oracle_floor_sends_reference_counts_with_at_least_one_insignificant_word() -> None:
+    clean = W("U 3 + 4 = 7 ; > 7 E")
+    filled = W("hmm ; > 7 E")
+    args = (0, ["a", "b"], [clean, clean], [True, True], [clean, filled], random.Random(0))
+    floor = build_samples(BY_NAME["sig_oracle_floor"], *args)
+    assert floor[0]["reference"] == {"significant": 10, "insignificant": 1}
+    assert floor[1]["reference"] == {"significant": 3, "insignificant": 2}
+    assert floor[0]["significance"] == [1.0] * 10

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bench.study.report import SECTIONS
-from bench.study.variants import BY_NAME
+from bench.study.variants import BY_NAME, run_config_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ("outcome", "kimi", "length", "sig_classifier", "sig_oracle", "sig_random")
@@ -63,7 +63,7 @@ def test_quick_study_writes_the_report(tmp_path: Path) -> None:
     for result in ran.values():
         variant = BY_NAME[result["variant"]]
         # The run's configuration as the server stored it: the rewards came from that run.
-        for key, value in variant.run_config.items():
+        for key, value in run_config_for(variant, 3).items():
             if key == "reward_params":
                 assert value.items() <= result["config"]["reward_params"].items()
             else:
