@@ -241,6 +241,11 @@ def reading(spreads: dict[str, dict[str, Spread]], meta: dict) -> list[str]:
     return lines
 
 
+def _run_seconds(results: list[dict]) -> str:
+    secs = [r["seconds"] for r in results]
+    return f"{min(secs):.0f} to {max(secs):.0f} s (mean {_mean(secs):.0f} s, evaluations included)"
+
+
 def _paper_claim(spreads: dict[str, dict[str, Spread]], v: str) -> str:
     """The paper's claim: the significance reward shortens responses without costing accuracy."""
     ours, base = spreads[v], spreads["outcome"]
@@ -298,6 +303,8 @@ def write_report(path: Path, meta: dict, results: list[dict]) -> None:
         ),
         f"- machine: {meta['machine']}; date: {meta['date']}; wall time {meta['wall_s'] / 60:.1f} min"
         f" ({meta['jobs']} runs at a time, one torch thread each)",
+        f"- machine load (1-minute load average) at start and end: {meta['load'][0]:.1f}, "
+        f"{meta['load'][1]:.1f}; one GRPO run took {_run_seconds(results)}",
         f"- policy: {meta['policy_params']} parameters; SFT {meta['sft']['steps']} steps of "
         f"{meta['sft']['batch']} traces ({meta['sft_seconds']:.0f} s), "
         f"quick share of SFT traces {meta['style']['quick_share']}",

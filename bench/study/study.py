@@ -281,9 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [v for v in cfg.variants if v not in BY_NAME]
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; expected some of {sorted(BY_NAME)}")
-    work = args.work_dir or ROOT / "build" / ("study-quick" if args.quick else "study")
+    # Absolute: the server runs from the repository root, whatever the caller's directory.
+    work = (args.work_dir or ROOT / "build" / ("study-quick" if args.quick else "study")).resolve()
     report = args.report or (work / "study.md" if args.quick else ROOT / "docs" / "study.md")
     started = time.monotonic()
+    load_before = os.getloadavg()[0]
     command = "python -m bench.study " + shlex.join(argv) if argv else FULL_COMMAND
     work.mkdir(parents=True, exist_ok=True)
     # A work directory can be filled by several invocations (resumed or extended studies):
@@ -320,6 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": machine(),
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": time.monotonic() - started,
+            "load": [load_before, os.getloadavg()[0]],
             "jobs": cfg.jobs,
             "grpo": asdict(cfg.grpo),
             "skipped": skipped,

@@ -176,3 +176,26 @@ def test_oracle_floor_sends_reference_counts_with_at_least_one_insignificant_wor
     assert floor[0]["reference"] == {"significant": 10, "insignificant": 1}
     assert floor[1]["reference"] == {"significant": 3, "insignificant": 2}
     assert floor[0]["significance"] == [1.0] * 10
+
+
+def _spreads(acc: list[float], length: list[float]) -> dict[str, Spread]:
+    return {"acc": spread(acc), "length": spread(length)}
+
+
+@pytest.mark.parametrize(
+    ("acc", "length", "verdict"),
+    [
+        ([0.95, 0.96], [20.0, 21.0], "supported"),
+        ([0.80, 0.82], [20.0, 21.0], "contradicted: shorter, but accuracy is lower"),
+        ([0.95, 0.96], [29.0, 31.0], "not shown"),
+        ([0.95], [20.0], "cannot be judged from one seed"),
+    ],
+)
+def test_paper_claim_verdicts(acc: list[float], length: list[float], verdict: str) -> None:
+    from bench.study.report import _paper_claim
+
+    spreads = {
+        "outcome": _spreads([0.94, 0.97], [28.0, 31.0]),
+        "sig_oracle": _spreads(acc, length),
+    }
+    assert verdict in _paper_claim(spreads, "sig_oracle")
