@@ -57,6 +57,9 @@ def run(spec: RunSpec) -> dict:
     """Train, evaluate every `eval_every` steps and at the end, write and return the result."""
     from sigreward_client import RewardClient
 
+    done = Path(spec.out_path)
+    if done.exists():  # another invocation on the same work directory finished it meanwhile
+        return json.loads(done.read_text())
     torch.set_num_threads(1)
     torch.manual_seed(spec.seed)
     cfg, variant = spec.grpo, BY_NAME[spec.variant]
@@ -68,7 +71,7 @@ def run(spec: RunSpec) -> dict:
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     evals: list[dict] = []
     steps: list[dict] = []
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     with RewardClient(spec.base_url, spec.run_id, timeout=300) as client:
         client.configure(**run_config_for(variant, cfg.steps))
         for step in range(cfg.steps + 1):
@@ -123,6 +126,9 @@ def run(spec: RunSpec) -> dict:
         "config": run_view.config,
         "grpo": asdict(cfg),
         "seconds": time.monotonic() - started,
+        # CPU seconds of this process (the server's share is not in it): what a quiet core
+        # would need, whatever the machine's load was.
+        "cpu_seconds": time.process_time() - cpu_started,
         "evals": evals,
         "steps": steps,
     }

@@ -59,7 +59,9 @@ def final_spreads(results: list[dict]) -> dict[str, dict[str, Spread]]:
         keys = [k for k, _, _ in METRICS] + ["degenerate"]
         out[variant] = {}
         for key in keys:
-            if key == "degenerate":
+            if key == "degenerate" and BY_NAME[variant].kind == "tokens":
+                vals = []  # length baselines have no reference
+            elif key == "degenerate":
                 vals = [_mean([s["degenerate"] for s in r["steps"]]) for r in runs]
             else:
                 vals = [float(r["evals"][-1][key]) for r in runs]
@@ -96,14 +98,16 @@ def write_plots(results: list[dict], out_dir: Path) -> dict[str, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
     variants = _variants(results)
-    cmap = plt.get_cmap("tab20")
-    colour = {v: cmap(i % 20) for i, v in enumerate(variants)}
+    # Ten distinct colours, then the same colours dashed: more than ten variants stay readable.
+    cmap = plt.get_cmap("tab10")
+    colour = {v: cmap(i % 10) for i, v in enumerate(variants)}
+    dash = {v: "-" if i < 10 else "--" for i, v in enumerate(variants)}
 
     fig, ax = plt.subplots(figsize=(8, 6))
     for v in variants:
         _, length = _curves(results, v, "length")
         _, acc = _curves(results, v, "acc")
-        ax.plot(length, acc, "-", color=colour[v], alpha=0.8, label=v)
+        ax.plot(length, acc, dash[v], color=colour[v], alpha=0.8, label=v)
         ax.plot(length[0], acc[0], "o", color=colour[v], markersize=3)
         ax.plot(length[-1], acc[-1], "s", color=colour[v], markersize=6)
     ax.set_xlabel("mean response length, words (T=1)")
@@ -119,7 +123,7 @@ def write_plots(results: list[dict], out_dir: Path) -> dict[str, str]:
     ):
         for v in variants:
             steps, share = _curves(results, v, key)
-            ax.plot(steps, share, "-", color=colour[v], label=v)
+            ax.plot(steps, share, dash[v], color=colour[v], label=v)
         ax.set_title(f"quick-mode share (T=1), {title}")
         ax.set_xlabel("GRPO step")
     axes[0].set_ylabel("share of quick answers")
@@ -134,7 +138,7 @@ def write_plots(results: list[dict], out_dir: Path) -> dict[str, str]:
             ax.plot(
                 [s["step"] for s in r["steps"]],
                 [s["k"] for s in r["steps"]],
-                "-",
+                dash[v],
                 color=colour[v],
                 alpha=0.7,
                 label=v if i == 0 else None,
@@ -243,7 +247,11 @@ def reading(spreads: dict[str, dict[str, Spread]], meta: dict) -> list[str]:
 
 def _run_seconds(results: list[dict]) -> str:
     secs = [r["seconds"] for r in results]
-    return f"{min(secs):.0f} to {max(secs):.0f} s (mean {_mean(secs):.0f} s, evaluations included)"
+    text = f"{min(secs):.0f} to {max(secs):.0f} s (mean {_mean(secs):.0f} s, evaluations included)"
+    cpu = [r["cpu_seconds"] for r in results if "cpu_seconds" in r]
+    if cpu:
+        text += f"; CPU time of the training process {min(cpu):.0f} to {max(cpu):.0f} s"
+    return text
 
 
 def _paper_claim(spreads: dict[str, dict[str, Spread]], v: str) -> str:
@@ -301,7 +309,7 @@ def write_report(path: Path, meta: dict, results: list[dict]) -> None:
             if len(meta.get("commands", [])) > 1
             else []
         ),
-        f"- machine: {meta['machine']}; date: {meta['date']}; wall time {meta['wall_s'] / 60:.1f} min"
+        f"- machine: {meta['machine']}; date: {meta['date']}; wall time of this invocation {meta['wall_s'] / 60:.1f} min"
         f" ({meta['jobs']} runs at a time, one torch thread each)",
         f"- machine load (1-minute load average) at start and end: {meta['load'][0]:.1f}, "
         f"{meta['load'][1]:.1f}; one GRPO run took {_run_seconds(results)}",
