@@ -289,7 +289,8 @@ def write_report(path: Path, meta: dict, results: list[dict]) -> None:
         lines += [
             f"> **Pilot, not the full study.** This page was produced by `{meta['command']}`, "
             "a reduced configuration (see below). The full study is "
-            f"`{meta['full_command']}`; its numbers replace these when it is run.",
+            f"`{meta['full_command']}`; its numbers replace these when it is run. "
+            f"To train and report this pilot in one command: `{meta['reproduce']}`.",
             "",
         ]
     lines += [

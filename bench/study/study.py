@@ -316,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta.update(
         {
             "command": command,
+            # One command that trains everything this page shows from a fresh clone.
+            "reproduce": "python -m bench.study " + shlex.join(a for a in argv if a != "--no-train")
+            if argv
+            else FULL_COMMAND,
             "commands": (work / "commands.txt").read_text().splitlines(),
             "full_command": FULL_COMMAND,
             "pilot": args.quick or args.no_train or cfg != StudyConfig(),
