@@ -381,7 +381,13 @@ def write_report(path: Path, meta: dict, results: list[dict]) -> None:
         SECTIONS[5],
         "",
         "Generated from the table: two variants differ on a metric only when their [min, max] "
-        "ranges over seeds do not overlap.",
+        "ranges over seeds do not overlap."
+        + (
+            " With as few seeds as here the ranges are narrow, so small differences may pass "
+            "this rule and not survive more seeds; the large ones are the findings."
+            if min(s["acc"].n for s in spreads.values()) < 3
+            else ""
+        ),
         "",
         *reading(spreads, meta),
         "",
