@@ -231,6 +231,15 @@ def reading(spreads: dict[str, dict[str, Spread]], meta: dict) -> list[str]:
             )
             + "."
         )
+    if {"sig_oracle_floor", "sig_oracle"} <= have:
+        lines.append(
+            "- **Floored reference vs the paper's rule** (both with the true labels): "
+            + "; ".join(
+                _compare(spreads, "sig_oracle_floor", "sig_oracle", key, fmt[key])
+                for key in ("filler", "length", "acc", "degenerate")
+            )
+            + "."
+        )
     for v in ("sig_oracle", "sig_classifier"):
         if {v, "outcome"} <= have:
             lines.append(_paper_claim(spreads, v))
