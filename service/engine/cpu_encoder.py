@@ -90,14 +90,7 @@ class OneDnnEncoder:
         return x
 
     def _matches(self, encoder: Any) -> bool:
-        vocab = int(encoder.config.vocab_size)
-        gen = torch.Generator().manual_seed(0)
-        ids = torch.randint(min(5, vocab - 1), vocab, (2, 24), generator=gen)
-        mask = torch.ones_like(ids)
-        mask[1, 15:] = 0
-        pad = getattr(encoder.config, "pad_token_id", None)
-        if pad is not None:
-            ids[1, 15:] = int(pad)
+        ids, mask = check_batch(encoder)
         with torch.inference_mode():
             want = encoder(input_ids=ids, attention_mask=mask)[0]
             got = self(ids, mask)
@@ -194,3 +187,17 @@ def _supported(encoder: Any) -> bool:
     except AttributeError:
         return False
     return True
+
+
+def check_batch(encoder: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """A small seeded batch with one padded row, to check a custom forward against the
+    encoder's own (ids and attention mask, on the CPU)."""
+    vocab = int(encoder.config.vocab_size)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(min(5, vocab - 1), vocab, (2, 24), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[1, 15:] = 0
+    pad = getattr(encoder.config, "pad_token_id", None)
+    if pad is not None:
+        ids[1, 15:] = int(pad)
+    return ids, mask

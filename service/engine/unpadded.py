@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from service.engine.cpu_encoder import _fuse_layer, _Layer, _supported
+from service.engine.cpu_encoder import _fuse_layer, _Layer, _supported, check_batch
 
 # fp32 rounding of hidden states of size ~1 is ~1e-6; a wrong structure gives order 1.
 _FP32_ATOL = 1e-4
@@ -80,14 +80,7 @@ class UnpaddedEncoder:
 
     def _matches(self, encoder: Any) -> bool:
         param = next(encoder.parameters())
-        vocab = int(encoder.config.vocab_size)
-        gen = torch.Generator().manual_seed(0)
-        ids = torch.randint(min(5, vocab - 1), vocab, (2, 24), generator=gen)
-        mask = torch.ones_like(ids)
-        mask[1, 15:] = 0
-        pad = getattr(encoder.config, "pad_token_id", None)
-        if pad is not None:
-            ids[1, 15:] = int(pad)
+        ids, mask = check_batch(encoder)
         ids, mask = ids.to(param.device), mask.to(param.device)
         keep = mask.reshape(-1).nonzero().squeeze(1)
         with torch.inference_mode():
