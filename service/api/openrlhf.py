@@ -32,13 +32,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import in_thread, service_state
 from service.api.errors import ApiError
+from service.api.jsonroute import ParsedJsonRoute
 from service.api.models import RewardSample, error_responses
 from service.api.scoring import score_and_submit
 from service.batching import Timing
 from service.run_config import RUN_ID_PATTERN
 from service.runs import RetryCheck
 
-router = APIRouter(tags=["openrlhf"])
+# Bodies are parsed off the event loop, as on the other JSON routes (jsonroute.py).
+router = APIRouter(tags=["openrlhf"], route_class=ParsedJsonRoute)
 
 # OpenRLHF sleeps 1 s before it resends a request whose answer it lost; identical responses
 # generated together arrive closer to the first than this (bench/retry_rules.py).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 
+from service.api.jsonbody import SMALL_BODY_BYTES
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerProcess
@@ -171,6 +172,17 @@ def test_gzip_and_deeply_nested_bodies_are_invalid_json(values_server: ServerPro
         assert error["error"]["type"] == "invalid_json", error
     nested = b'{"run_id": "x", "step": 0, "samples": [' + b"[" * 5000 + b"]" * 5000 + b"]}"
     status, error = values_server.request("POST", "/v1/rewards", nested, headers=JSON)
+    assert status == 400 and error["error"]["type"] == "invalid_json", error
+
+
+def test_large_nested_openrlhf_body_is_invalid_json(classifier_server: ServerProcess) -> None:
+    # /get_reward parses its bodies off the event loop like the other JSON routes, large ones
+    # included: those the middleware leaves to the route (padded past SMALL_BODY_BYTES).
+    pad = b" " * (SMALL_BODY_BYTES + 1)
+    nested = b'{"query": [' + b"[" * 5000 + b"]" * 5000 + b"]" + pad + b"}"
+    status, error = classifier_server.request(
+        "POST", "/get_reward?run_id=x&step=0", nested, headers=JSON
+    )
     assert status == 400 and error["error"]["type"] == "invalid_json", error
 
 
