@@ -21,6 +21,9 @@ from service.reward.params import BASELINE_PARAMS, ParamValue, validate_reward_p
 
 SignificanceMode = Literal["classifier", "values"]
 ReferenceMode = Literal["given", "first_seen", "group"]
+# How the paper's reward treats a reference without significant or without insignificant
+# units: "zero" (the paper: both ratios 0) or "floor" (each reference count at least 1).
+DegenerateReferenceRule = Literal["zero", "floor"]
 RewardName = Literal[
     "significance",
     "kimi",
@@ -79,6 +82,7 @@ class RunConfigPatch(BaseModel):
         default=None, ge=-MAX_OPTION, le=MAX_OPTION, allow_inf_nan=False
     )
     k_max: float | None = Field(default=None, gt=0, le=MAX_OPTION, allow_inf_nan=False)
+    degenerate_reference: DegenerateReferenceRule | None = None
     # Outcome verification for samples that carry `label` instead of `correct`.
     verifier: VerifierName | None = None
     # OpenRLHF endpoint: derive the step from a count of samples when the client sends none.
@@ -126,6 +130,7 @@ class RunConfig(BaseModel):
     slope_period: int = 10
     slope_threshold: float = 2.5
     k_max: float | None = None
+    degenerate_reference: DegenerateReferenceRule = "zero"
     verifier: VerifierName = "math"
     samples_per_step: int | None = None
     samples_per_prompt: int | None = None

@@ -748,7 +748,9 @@ class RunService:
         if config.reward != "significance":
             return self._score_baseline(config, step, samples)
         references = self._references(tx, config, run_id, step, samples)
-        params = SignificanceRewardParams(config.lambda_c, config.lambda_w_n, config.lambda_w_e)
+        params = SignificanceRewardParams(
+            config.lambda_c, config.lambda_w_n, config.lambda_w_e, config.degenerate_reference
+        )
         results = []
         for sample, reference in zip(samples, references, strict=True):
             assert sample.counts is not None  # validate_samples checked it

@@ -66,3 +66,34 @@ def test_cos_clamped_bounds() -> None:
     assert cos_clamped(-1.0) == 1.0
     assert cos_clamped(10.0) == pytest.approx(0.0, abs=1e-15)
     assert cos_clamped(math.pi / 3) == pytest.approx(0.5)
+
+
+FLOOR = SignificanceRewardParams(5.0, 2.0, 5.0, degenerate_reference="floor")
+
+
+def test_floor_rule_gives_a_reference_without_insignificant_units_one() -> None:
+    # Reference (40 significant, 0 insignificant) -> I_ref taken as 1.
+    # correct, I = 1: r_I = 1/1 -> 5 * cos(1); I = 0: r_I = 0 -> 5 * cos(0) = 5.
+    reward, degenerate = significance_length_reward(True, Counts(30, 1), Counts(40, 0), 3.0, FLOOR)
+    assert reward == pytest.approx(5 * math.cos(1.0))
+    assert degenerate is True  # still reported: the reference lacked a kind of unit
+    reward, _ = significance_length_reward(True, Counts(30, 0), Counts(40, 0), 3.0, FLOOR)
+    assert reward == 5.0
+    # wrong, S = 20, I = 1, k = 2: r_I = 1, r_S = 20/40 = 0.5 -> 2*(cos 1 - 1) + 2*0.5 - 5
+    reward, _ = significance_length_reward(False, Counts(20, 1), Counts(40, 0), 2.0, FLOOR)
+    assert reward == pytest.approx(2 * (math.cos(1.0) - 1) + 1.0 - 5)
+
+
+def test_floor_rule_leaves_ordinary_references_alone() -> None:
+    for counts, reference in ((Counts(30, 10), Counts(40, 20)), (Counts(60, 10), Counts(1.5, 2))):
+        for correct in (True, False):
+            paper = significance_length_reward(correct, counts, reference, 3.18, PAPER)
+            floor = significance_length_reward(correct, counts, reference, 3.18, FLOOR)
+            assert paper == floor
+
+
+def test_floor_rule_raises_a_fractional_reference_count_to_one() -> None:
+    # A group mean of 0.5 insignificant units counts as 1: r_I = 2/1 = 2 > pi/2 -> cos 0.
+    reward, degenerate = significance_length_reward(True, Counts(3, 2), Counts(4, 0.5), 0.0, FLOOR)
+    assert reward == pytest.approx(0.0, abs=1e-12)
+    assert degenerate is False
