@@ -17,7 +17,7 @@ import contextvars
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -153,10 +153,6 @@ class Batcher:
             await self._task
             self._task = None
         self._executor.shutdown(wait=True)
-
-    async def run_sync(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a blocking call (e.g. a store transaction) in a thread other than the engine's."""
-        return await asyncio.to_thread(fn, *args)
 
     # -- public API ------------------------------------------------------------------------
     @property

@@ -201,10 +201,8 @@ def _serve(args: argparse.Namespace) -> int:
     error = _check_store(settings)
     if error:
         return _fail(error)
-    try:
-        from service.engine import ModelLoadError
-    except ImportError:  # pragma: no cover - the engine package always defines it
-        ModelLoadError = OSError  # type: ignore[misc,assignment]  # noqa: N806
+    from service.engine import ModelLoadError
+
     try:
         engine = build_engine(settings)
     except ModelLoadError as exc:

@@ -9,8 +9,6 @@ can share one process.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 import service
-from service.api import ops, rewards, runs, significance
+from service.api import openrlhf, ops, rewards, runs, significance, ui
 from service.api.errors import install_error_handlers
 from service.api.middleware import ServiceMiddleware, open_paths
 from service.api.state import ServiceState
@@ -31,9 +29,6 @@ from service.settings import Settings
 from service.store import make_store
 
 logger = logging.getLogger("sigreward.api")
-
-# Routers written in other modules (trainer adapters, web page), included when present.
-OPTIONAL_ROUTERS = ("service.api.openrlhf", "service.api.ui")
 
 
 def build_engine(settings: Settings) -> Any:
@@ -143,11 +138,8 @@ def create_app(settings: Settings, engine: Any = None) -> FastAPI:
         lifespan=_lifespan(state),
     )
     app.state.service = state
-    for module in (ops, runs, rewards, significance):
+    for module in (ops, runs, rewards, significance, openrlhf, ui):
         _include(app, module.router)
-    for name in OPTIONAL_ROUTERS:
-        if importlib.util.find_spec(name) is not None:
-            _include(app, importlib.import_module(name).router)
     install_error_handlers(app)
     app.add_middleware(ServiceMiddleware, state=state, router=app.router)
     app.openapi = _custom_openapi(app, settings)  # type: ignore[method-assign]
