@@ -314,30 +314,40 @@ def build_real_xlmr(dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """
 
     def write(out: Path) -> None:
-        import torch
-        from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
         from transformers import XLMRobertaTokenizer as XLMRTok
 
         tok = XLMRTok(tokenizer_file=str(xlmr_tokenizer_path()))
         tok.save_pretrained(str(out))
-        config = XLMRobertaConfig(
-            vocab_size=len(tok),
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=512 + tok.pad_token_id + 1,
-            num_labels=2,
-            pad_token_id=tok.pad_token_id,
-            bos_token_id=tok.bos_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-        torch.manual_seed(seed)
-        model = XLMRobertaForTokenClassification(config)
-        _spread_head(model.classifier, seed, std=0.3)
-        model.save_pretrained(str(out))
+        _save_xlmr_classifier(out, tok, seed)
 
     return _build_atomically(Path(dir), write)
+
+
+def _save_xlmr_classifier(
+    out: Path, tok, seed: int, layers: int = 2, hidden: int = 32, heads: int = 2, ffn: int = 64
+) -> None:
+    """A seeded random XLMRobertaForTokenClassification (2 labels) for the transformers
+    tokenizer `tok`, saved into `out`."""
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForTokenClassification
+
+    config = XLMRobertaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        # RoBERTa positions start after the padding index: 512 positions need 514 slots.
+        max_position_embeddings=512 + tok.pad_token_id + 1,
+        num_labels=2,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    model = XLMRobertaForTokenClassification(config)
+    _spread_head(model.classifier, seed, std=0.3)
+    model.save_pretrained(str(out))
 
 
 def build_real_mbert(dir: str | os.PathLike[str], seed: int = 0) -> Path:
@@ -416,11 +426,8 @@ def build_xlmr_shaped(
     tokenizer trained here (the directory name says which)."""
 
     def write(out: Path) -> None:
-        import torch
         from transformers import (
             PreTrainedTokenizerFast,
-            XLMRobertaConfig,
-            XLMRobertaForTokenClassification,
         )
         from transformers import XLMRobertaTokenizer as XLMRTok
 
@@ -434,23 +441,7 @@ def build_xlmr_shaped(
                 tokenizer_object=_unigram_tokenizer(), model_max_length=512, **special
             )
         fast.save_pretrained(str(out))
-        pad_id = fast.pad_token_id
-        config = XLMRobertaConfig(
-            vocab_size=len(fast),
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=ffn,
-            max_position_embeddings=512 + pad_id + 1,
-            num_labels=2,
-            pad_token_id=pad_id,
-            bos_token_id=fast.bos_token_id,
-            eos_token_id=fast.eos_token_id,
-        )
-        torch.manual_seed(seed)
-        model = XLMRobertaForTokenClassification(config)
-        _spread_head(model.classifier, seed, std=0.3)
-        model.save_pretrained(str(out))
+        _save_xlmr_classifier(out, fast, seed, layers=layers, hidden=hidden, heads=heads, ffn=ffn)
 
     return _build_atomically(Path(dir), write)
 
