@@ -34,8 +34,9 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first, against a stub package, so that code changes do not reinstall torch.
 COPY pyproject.toml constraints.txt README.md ./
-RUN mkdir -p service kernels \
-    && touch service/__init__.py kernels/__init__.py \
+RUN mkdir -p service/api service/domain service/engine service/reward service/store kernels \
+    && for d in service service/api service/domain service/engine service/reward service/store kernels; do \
+        touch "$d/__init__.py"; done \
     && pip install -c constraints.txt . \
     && rm -rf service kernels build ./*.egg-info
 COPY service ./service

@@ -34,9 +34,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.published_pipeline import PublishedPipeline  # noqa: E402
-from service.engine import SignificanceEngine  # noqa: E402
-from service.engine.chunking import model_input_chunks  # noqa: E402
-from service.engine.layout import layout_chunks  # noqa: E402
+from sigreward.engine import SignificanceEngine  # noqa: E402
+from sigreward.engine.chunking import model_input_chunks  # noqa: E402
+from sigreward.engine.layout import layout_chunks  # noqa: E402
 
 WORDS = (
     "the of and to in is that it for as with was on be by this are or from at an which "
@@ -176,7 +176,7 @@ def measure_bf16_peak(device: torch.device, n: int = 8192, iters: int = 20) -> f
 
 def kernel_bandwidth(engine: SignificanceEngine, texts: list[str], threshold: float) -> str:
     """GB/s of the fused post-processing alone, on the word layout of these texts."""
-    from kernels.dispatch import kernel_backend, significance_postprocess_fused
+    from sigreward.kernels.dispatch import kernel_backend, significance_postprocess_fused
 
     tok = engine._tokenizer
     clf = engine._classifier
@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def retokenization_cost(engine: SignificanceEngine, texts: list[str], engine_seconds: float) -> str:
     """Host time of the first tokenization vs the chunks' detokenize + second tokenization."""
-    from service.engine.chunking import chunk_spans
+    from sigreward.engine.chunking import chunk_spans
 
     tok = engine._tokenizer
     t0 = time.perf_counter()

@@ -5,7 +5,7 @@ The same mixed-length texts as ``bench/bench_engine.py`` (its ``make_texts``) ar
 trainer batches of ``--batch`` responses. ``--concurrency`` clients (asyncio + httpx), each a
 trainer worker, take batches from one queue until none is left:
 
-- ours (``python -m service.cli serve --model DIR``): one ``POST /v1/rewards`` per batch
+- ours (``python -m sigreward serve --model DIR``): one ``POST /v1/rewards`` per batch
   (classifier mode, "given" reference counts, the full reward path including its SQLite
   transaction); step = batch index // concurrency, as data-parallel workers of one step would;
 - reference (``bench/reference_server.py``, the same checkpoint in fp32): the worker loops over

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from kernels import reference
+from sigreward.kernels import reference
 
 
 def make_batch(samples: int, words: int, device: torch.device, seed: int = 0) -> tuple:
@@ -103,7 +103,7 @@ def main() -> None:
          fused_bytes),
     ]  # fmt: skip
     if device.type == "cuda":
-        from kernels.significance import (
+        from sigreward.kernels.significance import (
             significance_postprocess_fused_triton,
             significance_postprocess_triton,
         )

@@ -39,8 +39,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_engine import make_texts, measure_bf16_peak, model_flops  # noqa: E402
-from service.engine import SignificanceEngine  # noqa: E402
-from service.engine.pipeline import split_waves  # noqa: E402
+from sigreward.engine import SignificanceEngine  # noqa: E402
+from sigreward.engine.pipeline import split_waves  # noqa: E402
 
 
 def calls_of(texts: list[str], budget: int) -> list[list[str]]:

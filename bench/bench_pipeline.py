@@ -1,6 +1,6 @@
 """Serial vs pipelined engine on a simulated device: is the host's work hidden?
 
-The encoder forward is replaced by `service.engine.simulated.SimulatedEncoder`: it takes a
+The encoder forward is replaced by `sigreward.engine.simulated.SimulatedEncoder`: it takes a
 set time per forward position (padding included) in `time.sleep`, without the GIL, as a
 CUDA forward leaves the host free, and returns hidden states derived from the token ids, so
 every count is checkable. Everything else (tokenization, chunking, layout, packing, the real
@@ -41,9 +41,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.bench_engine import _cpu_name, make_texts  # noqa: E402
-from service.engine import SignificanceEngine  # noqa: E402
-from service.engine.pipeline import split_waves  # noqa: E402
-from service.engine.simulated import simulate_device  # noqa: E402
+from sigreward.engine import SignificanceEngine  # noqa: E402
+from sigreward.engine.pipeline import split_waves  # noqa: E402
+from sigreward.engine.simulated import simulate_device  # noqa: E402
 
 
 @dataclass

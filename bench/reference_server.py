@@ -47,7 +47,7 @@ class ReferenceScorer:
     def __init__(self, model_dir: str, device: str = "cpu", threshold: float = 0.5) -> None:
         from transformers import AutoTokenizer
 
-        from service.engine.tokenization import detect_family
+        from sigreward.engine.tokenization import detect_family
 
         family = detect_family(AutoTokenizer.from_pretrained(model_dir))
         self.pipeline = PublishedPipeline(Path(model_dir), family, device=device)

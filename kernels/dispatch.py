@@ -15,8 +15,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from kernels import reference
-from kernels.reference import SignificanceOutput
+from sigreward.kernels import reference
+from sigreward.kernels.reference import SignificanceOutput
 
 Backend = Literal["triton", "torch"]
 BACKEND_ENV = "SIGREWARD_KERNEL_BACKEND"
@@ -68,7 +68,7 @@ def significance_postprocess(
     """Normalised word values and per-sample counts (see reference); same bits on both backends."""
     args = (scores, cu_words, cu_segments, cu_samples, threshold, input_kind)
     if kernel_backend(scores.device) == "triton":
-        from kernels.significance import significance_postprocess_triton
+        from sigreward.kernels.significance import significance_postprocess_triton
 
         return significance_postprocess_triton(*args, validate=validate)
     return reference.significance_postprocess(*args, validate=validate)
@@ -88,7 +88,7 @@ def significance_postprocess_fused(
     """Fused-head variant: keep-logit difference = hidden @ w_diff + b_diff, never stored."""
     args = (hidden, w_diff, b_diff, cu_words, cu_segments, cu_samples, threshold)
     if kernel_backend(hidden.device) == "triton":
-        from kernels.significance import significance_postprocess_fused_triton
+        from sigreward.kernels.significance import significance_postprocess_fused_triton
 
         return significance_postprocess_fused_triton(*args, validate=validate)
     return reference.significance_postprocess_fused(*args, validate=validate)

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from kernels.reference import (
+from sigreward.kernels.reference import (
     EXP_COEFFS,
     EXP_FLOOR,
     HEAD_TILE,

@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from service.metrics import Metrics
-from service.types import Counts, UnitDetail
+from sigreward.domain.types import Counts, UnitDetail
+from sigreward.metrics import Metrics
 
 # UTF-8 bytes per classifier token used for the queue estimate. WordPiece / SentencePiece
 # average about four characters per token on English (one byte each), and about one token per

@@ -1,7 +1,7 @@
 """``sigreward`` command line: ``serve`` (the HTTP service) and ``report`` (when installed).
 
 Flags override SIGREWARD_* environment variables, which override the defaults of
-``service.settings.Settings``.
+``sigreward.settings.Settings``.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _env_api_keys() -> list[str] | None:
 
 def settings_from_args(args: argparse.Namespace) -> Any:
     """Settings from flags over SIGREWARD_* variables over defaults."""
-    from service.settings import Settings
+    from sigreward.settings import Settings
 
     overrides = {
         name: getattr(args, name)
@@ -165,7 +165,7 @@ def _fail(message: str, code: int = 2) -> int:
 def _check_store(settings: Any) -> str | None:
     """Open (and create) the store once before serving, so a bad --database-url or an
     unwritable --data-dir is one clear line instead of a failed-startup traceback."""
-    from service.store import make_store
+    from sigreward.store import make_store
 
     try:
         if not settings.database_url:
@@ -181,7 +181,7 @@ def _check_store(settings: Any) -> str | None:
 def _serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from service.logging_setup import configure_logging
+    from sigreward.logging_setup import configure_logging
 
     try:
         settings = settings_from_args(args)
@@ -189,7 +189,7 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail(f"invalid configuration: {exc}".splitlines()[0])
     configure_logging(settings.log_level)
 
-    from service.api.app import build_engine, create_app
+    from sigreward.api.app import build_engine, create_app
 
     model = settings.model
     if (
@@ -201,7 +201,7 @@ def _serve(args: argparse.Namespace) -> int:
     error = _check_store(settings)
     if error:
         return _fail(error)
-    from service.engine import ModelLoadError
+    from sigreward.engine import ModelLoadError
 
     try:
         engine = build_engine(settings)
@@ -212,7 +212,7 @@ def _serve(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:  # e.g. --max-batch-tokens below one chunk
         return _fail(f"invalid configuration: {str(exc).splitlines()[0]}")
 
-    from service.connections import header_timeout_protocol
+    from sigreward.connections import header_timeout_protocol
 
     app = create_app(settings, engine=engine)
     config = uvicorn.Config(
@@ -283,9 +283,9 @@ class DrainingServer(uvicorn.Server):
 
 def _add_report_parser(subparsers: Any) -> None:
     """Wire ``sigreward report`` when service/report.py is installed."""
-    if importlib.util.find_spec("service.report") is None:
+    if importlib.util.find_spec("sigreward.report") is None:
         return
-    report = importlib.import_module("service.report")
+    report = importlib.import_module("sigreward.report")
     if hasattr(report, "add_report_parser"):
         report.add_report_parser(subparsers)
     elif hasattr(report, "main"):

@@ -75,8 +75,8 @@ def fetch_run_http(url: str, run_id: str, api_key: str | None, timeout: float = 
 
 def fetch_run_store(run_id: str, data_dir: Path | None, database_url: str | None) -> dict:
     """The same document as GET /v1/runs/{run_id}, read from the store directly."""
-    from service.runs import RunNotFound, RunService
-    from service.store import SQLITE_FILENAME, make_store
+    from sigreward.domain.runs import RunNotFound, RunService
+    from sigreward.store import SQLITE_FILENAME, make_store
 
     if not database_url:
         assert data_dir is not None
@@ -264,7 +264,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Stand-alone entry (``python -m service.report``) with the same arguments."""
+    """Stand-alone entry (``python -m sigreward.report``) with the same arguments."""
     parser = argparse.ArgumentParser(prog="sigreward")
     add_report_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -162,9 +162,8 @@ def served_classifier_accuracy(base_url: str, held_out: list) -> dict:
 
 def probe(base_url: str, variants: list[str], steps: int) -> dict[str, str]:
     """Variants whose run configuration the server refuses, with its message."""
-    from sigreward_client import APIError, RewardClient
-
     from bench.study.variants import BY_NAME, run_config_for
+    from sigreward_client import APIError, RewardClient
 
     refused = {}
     for name in variants:

@@ -17,16 +17,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-import service
-from service.api import openrlhf, ops, rewards, runs, significance, ui
-from service.api.errors import install_error_handlers
-from service.api.middleware import ServiceMiddleware, open_paths
-from service.api.state import ServiceState
-from service.batching import Batcher
-from service.metrics import Metrics
-from service.runs import RunService
-from service.settings import Settings
-from service.store import make_store
+import sigreward
+from sigreward.api import openrlhf, ops, rewards, runs, significance, ui
+from sigreward.api.errors import install_error_handlers
+from sigreward.api.middleware import ServiceMiddleware, open_paths
+from sigreward.api.state import ServiceState
+from sigreward.batching import Batcher
+from sigreward.domain.runs import RunService
+from sigreward.metrics import Metrics
+from sigreward.settings import Settings
+from sigreward.store import make_store
 
 logger = logging.getLogger("sigreward.api")
 
@@ -34,9 +34,9 @@ logger = logging.getLogger("sigreward.api")
 def build_engine(settings: Settings) -> Any:
     """The SignificanceEngine for ``settings`` (values only when no model is configured).
 
-    Raises ``service.engine.ModelLoadError`` when the checkpoint cannot be loaded.
+    Raises ``sigreward.engine.ModelLoadError`` when the checkpoint cannot be loaded.
     """
-    from service.engine import SignificanceEngine
+    from sigreward.engine import SignificanceEngine
 
     return SignificanceEngine(
         settings.model,
@@ -61,7 +61,7 @@ async def _warm_up(state: ServiceState) -> None:
 def _shutdown_verifier() -> None:
     import sys
 
-    module = sys.modules.get("service.verify")
+    module = sys.modules.get("sigreward.domain.verify")
     if module is not None and hasattr(module, "shutdown"):
         module.shutdown()
 
@@ -130,7 +130,7 @@ def create_app(settings: Settings, engine: Any = None) -> FastAPI:
     state = ServiceState(settings=settings, metrics=Metrics(), engine=engine)
     app = FastAPI(
         title="sigreward",
-        version=service.__version__,
+        version=sigreward.__version__,
         description=(
             "Significance-weighted length rewards for RL on reasoning LLMs (arXiv 2506.08125). "
             'Every 4xx/5xx answer is the envelope {"error": {"type", "message", "param"}}.'

@@ -14,7 +14,7 @@ import time
 
 from starlette.types import Message, Receive
 
-from service.api.early import EarlyResponse
+from sigreward.api.early import EarlyResponse
 
 
 class BodyBudget:

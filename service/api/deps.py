@@ -8,12 +8,12 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Path, Request
 
-from service.api.errors import ApiError
-from service.api.state import ServiceState
-from service.batching import BatcherClosed, ClientGone, JobTooLarge, QueueFull
-from service.run_config import RUN_ID_PATTERN
-from service.runs import RunConflict, RunNotFound, SampleError, StepTooFar
-from service.store import StoreUnavailable
+from sigreward.api.errors import ApiError
+from sigreward.api.state import ServiceState
+from sigreward.batching import BatcherClosed, ClientGone, JobTooLarge, QueueFull
+from sigreward.domain.run_config import RUN_ID_PATTERN
+from sigreward.domain.runs import RunConflict, RunNotFound, SampleError, StepTooFar
+from sigreward.store import StoreUnavailable
 
 T = TypeVar("T")
 

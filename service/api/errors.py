@@ -139,10 +139,10 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
-    from service.store import StoreUnavailable
+    from sigreward.store import StoreUnavailable
 
     if isinstance(exc, StoreUnavailable):
-        # A store call outside the domain mapping (service.api.deps): still retryable.
+        # A store call outside the domain mapping (sigreward.api.deps): still retryable.
         return error_response(
             503,
             f"the run store is unavailable ({exc}); retry the request",

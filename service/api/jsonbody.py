@@ -7,7 +7,7 @@ encoding, nesting deeper than the parser goes) are 400 ``invalid_json``. The par
 handed to the route so the body is never parsed twice.
 
 Large clean bodies (no NaN / Infinity token, no surrogate escape, valid UTF-8) are not parsed
-here at all: routes of ``service.api.jsonroute`` validate their bytes straight into the request
+here at all: routes of ``sigreward.api.jsonroute`` validate their bytes straight into the request
 model (pydantic's JSON parser, without an intermediate document: about half the time and
 memory of parsing, then validating).
 """

@@ -4,7 +4,7 @@ never occupies it: probes and other requests stay fast while it is handled.
 The middleware either parsed the body already (small or suspicious bodies: the document is in
 the request state) or checked that it is clean UTF-8 and left it. Here the document is
 validated against the route's body model, or the raw bytes are validated straight into the
-model by pydantic's JSON parser, in the app's parse thread (``service.api.parsing``). FastAPI
+model by pydantic's JSON parser, in the app's parse thread (``sigreward.api.parsing``). FastAPI
 then finds the validated model in the request's JSON cache and accepts it as is.
 """
 
@@ -19,8 +19,8 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.errors import ApiError
-from service.api.middleware import is_json_content_type
+from sigreward.api.errors import ApiError
+from sigreward.api.middleware import is_json_content_type
 
 _MISSING = object()
 

@@ -1,8 +1,8 @@
 """One pure-ASGI middleware for what every request shares, in this order: request id, bearer
 auth (401; /metrics included unless metrics_open), readiness / draining gate (503), the body
-read within its limits (``service.api.bodies``: 413 from Content-Length or as soon as the
+read within its limits (``sigreward.api.bodies``: 413 from Content-Length or as soon as the
 streamed bytes pass the limit, the in-flight body budget with 429, 408 on a stalled body), the
-JSON check in the parse thread (``service.api.jsonbody``: 400 invalid_json, 422 for NaN or a
+JSON check in the parse thread (``sigreward.api.jsonbody``: 400 invalid_json, 422 for NaN or a
 lone surrogate), JSON content type of bodies sent to a route (415), a disconnect watcher that
 lets the batcher drop work of clients that left, in-flight count for draining, timing headers,
 metrics (labelled with the matched route's template), one JSON access-log line, a 503 envelope
@@ -23,14 +23,14 @@ from typing import Any
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.bodies import BodyBudget, BodyReader
-from service.api.early import EarlyResponse
-from service.api.errors import ERROR_TYPES, envelope
-from service.api.jsonbody import UNPARSED, inspect_body
-from service.api.refusals import log_refused
-from service.api.state import ServiceState
-from service.api.url_key import URL_KEY_PATHS, take_url_key
-from service.batching import CLIENT_GONE
+from sigreward.api.bodies import BodyBudget, BodyReader
+from sigreward.api.early import EarlyResponse
+from sigreward.api.errors import ERROR_TYPES, envelope
+from sigreward.api.jsonbody import UNPARSED, inspect_body
+from sigreward.api.refusals import log_refused
+from sigreward.api.state import ServiceState
+from sigreward.api.url_key import URL_KEY_PATHS, take_url_key
+from sigreward.batching import CLIENT_GONE
 
 access_log = logging.getLogger("sigreward.access")
 error_log = logging.getLogger("sigreward.api")
@@ -283,8 +283,8 @@ class ServiceMiddleware:
     async def _buffer_body(
         self, headers: dict[bytes, bytes], receive: Receive, request_state: dict[str, Any]
     ) -> tuple[Receive, bool]:
-        """Read the whole body within the limits (``service.api.bodies``), parse a JSON body
-        in a worker thread (``service.api.jsonbody``) and replay the body to the app; also
+        """Read the whole body within the limits (``sigreward.api.bodies``), parse a JSON body
+        in a worker thread (``sigreward.api.jsonbody``) and replay the body to the app; also
         whether the body was non-empty. The parsed document goes to the route in
         ``request_state["json_body"]`` so the event loop never parses a large body."""
         length = headers.get(b"content-length")

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
-from service.bounds import MAX_ABS_SCORE, MAX_COUNT, MAX_STEP, MAX_TOKENS
-from service.run_config import RUN_ID_PATTERN, RunConfig
+from sigreward.bounds import MAX_ABS_SCORE, MAX_COUNT, MAX_STEP, MAX_TOKENS
+from sigreward.domain.run_config import RUN_ID_PATTERN, RunConfig
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 

@@ -30,14 +30,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.deps import in_thread, service_state
-from service.api.errors import ApiError
-from service.api.jsonroute import ParsedJsonRoute
-from service.api.models import RewardSample, error_responses
-from service.api.scoring import score_and_submit
-from service.batching import Timing
-from service.run_config import RUN_ID_PATTERN
-from service.runs import RetryCheck
+from sigreward.api.deps import in_thread, service_state
+from sigreward.api.errors import ApiError
+from sigreward.api.jsonroute import ParsedJsonRoute
+from sigreward.api.models import RewardSample, error_responses
+from sigreward.api.scoring import score_and_submit
+from sigreward.batching import Timing
+from sigreward.domain.run_config import RUN_ID_PATTERN
+from sigreward.domain.runs import RetryCheck
 
 # Bodies are parsed off the event loop, as on the other JSON routes (jsonroute.py).
 router = APIRouter(tags=["openrlhf"], route_class=ParsedJsonRoute)

@@ -10,10 +10,10 @@ import asyncio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-import service
-from service.api.deps import service_state
-from service.api.errors import envelope
-from service.api.models import HealthResponse, InfoResponse, Limits, error_responses
+import sigreward
+from sigreward.api.deps import service_state
+from sigreward.api.errors import envelope
+from sigreward.api.models import HealthResponse, InfoResponse, Limits, error_responses
 
 router = APIRouter(tags=["operations"])
 
@@ -85,7 +85,7 @@ async def info(request: Request) -> InfoResponse:
     settings = state.settings
     engine = state.engine
     return InfoResponse(
-        version=service.__version__,
+        version=sigreward.__version__,
         significance_modes=["classifier", "values"] if state.model_loaded else ["values"],
         model=getattr(engine, "model_name", None) if state.model_loaded else None,
         device=str(getattr(engine, "device", "cpu")),

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from service.api.url_key import redact
+from sigreward.api.url_key import redact
 
 log = logging.getLogger("sigreward.refused")
 

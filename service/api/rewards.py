@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from service.api.deps import service_state
-from service.api.jsonroute import ParsedJsonRoute
-from service.api.models import (
+from sigreward.api.deps import service_state
+from sigreward.api.jsonroute import ParsedJsonRoute
+from sigreward.api.models import (
     RewardsRequest,
     RewardsResponse,
     SampleReward,
     ScheduleOut,
     error_responses,
 )
-from service.api.scoring import score_and_submit
-from service.batching import Timing
+from sigreward.api.scoring import score_and_submit
+from sigreward.batching import Timing
 
 router = APIRouter(tags=["rewards"], route_class=ParsedJsonRoute)
 

@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request, Response
 
-from service.api.deps import RunIdPath, in_thread, runs_of, service_state
-from service.api.errors import ApiError
-from service.api.jsonroute import ParsedJsonRoute
-from service.api.models import RunResponse, error_responses
-from service.reward.params import RewardParamError
-from service.run_config import RunConfigPatch
+from sigreward.api.deps import RunIdPath, in_thread, runs_of, service_state
+from sigreward.api.errors import ApiError
+from sigreward.api.jsonroute import ParsedJsonRoute
+from sigreward.api.models import RunResponse, error_responses
+from sigreward.domain.run_config import RunConfigPatch
+from sigreward.reward.params import RewardParamError
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], route_class=ParsedJsonRoute)
 

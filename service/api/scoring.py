@@ -11,15 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from service.api.deps import domain_error, in_thread
-from service.api.errors import ApiError
-from service.api.models import RewardSample
-from service.api.state import ServiceState
-from service.batching import Timing
-from service.bounds import MAX_LABEL_CHARS
-from service.run_config import RunConfig
-from service.runs import RetryCheck
-from service.types import Counts, SampleInput, SubmitResult
+from sigreward.api.deps import domain_error, in_thread
+from sigreward.api.errors import ApiError
+from sigreward.api.models import RewardSample
+from sigreward.api.state import ServiceState
+from sigreward.batching import Timing
+from sigreward.bounds import MAX_LABEL_CHARS
+from sigreward.domain.run_config import RunConfig
+from sigreward.domain.runs import RetryCheck
+from sigreward.domain.types import Counts, SampleInput, SubmitResult
 
 
 def check_limits(state: ServiceState, samples: Sequence[RewardSample]) -> None:
@@ -124,7 +124,9 @@ async def _verify(config: RunConfig, samples: Sequence[RewardSample]) -> dict[in
     if not wanted:
         return {}
     try:
-        from service import verify  # math-verify is heavy to import: only when labels are sent
+        from sigreward.domain import (
+            verify,  # math-verify is heavy to import: only when labels are sent
+        )
     except ImportError:
         index = wanted[0]
         raise _fail(index, "correct", "required (this server cannot verify labels)") from None

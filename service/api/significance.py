@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from service.api.deps import domain_error, service_state
-from service.api.errors import ApiError
-from service.api.jsonroute import ParsedJsonRoute
-from service.api.models import (
+from sigreward.api.deps import domain_error, service_state
+from sigreward.api.errors import ApiError
+from sigreward.api.jsonroute import ParsedJsonRoute
+from sigreward.api.models import (
     SignificanceRequest,
     SignificanceResponse,
     UnitDetailOut,
     error_responses,
 )
-from service.api.scoring import SPAN_ERROR, value_span_ok
-from service.batching import Timing
+from sigreward.api.scoring import SPAN_ERROR, value_span_ok
+from sigreward.batching import Timing
 
 router = APIRouter(tags=["significance"], route_class=ParsedJsonRoute)
 

@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.api.parsing import JsonParser
-from service.batching import Batcher
-from service.metrics import Metrics
-from service.runs import RunService
-from service.settings import Settings
-from service.store import Store
+from sigreward.api.parsing import JsonParser
+from sigreward.batching import Batcher
+from sigreward.domain.runs import RunService
+from sigreward.metrics import Metrics
+from sigreward.settings import Settings
+from sigreward.store import Store
 
 
 @dataclass
@@ -28,7 +28,7 @@ class ServiceState:
     in_flight: int = 0
     started_at: float = field(default_factory=time.time)
     warmup_task: asyncio.Task[None] | None = None
-    body_budget: Any = None  # service.api.bodies.BodyBudget, set by the middleware
+    body_budget: Any = None  # sigreward.api.bodies.BodyBudget, set by the middleware
     json_parser: JsonParser = field(default_factory=JsonParser)
 
     @property

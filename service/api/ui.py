@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from service.api.deps import in_thread, runs_of
-from service.api.errors import ApiError
-from service.api.models import error_responses
+from sigreward.api.deps import in_thread, runs_of
+from sigreward.api.errors import ApiError
+from sigreward.api.models import error_responses
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.engine.tokenization import TextTokenizer
+from sigreward.engine.tokenization import TextTokenizer
 
 MAX_CHUNK_TOKENS = 510  # window of one chunk before its end token: 512 positions - CLS - SEP
 WINDOW_POSITIONS = 512  # positions of one model input

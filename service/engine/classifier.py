@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from service.engine.cpu_encoder import OneDnnEncoder
-from service.engine.layout import TextsLayout
-from service.engine.packing import ForwardBatch, build_batches
-from service.engine.tokenization import VocabTables
-from service.engine.unpadded import UnpaddedEncoder
+from sigreward.engine.cpu_encoder import OneDnnEncoder
+from sigreward.engine.layout import TextsLayout
+from sigreward.engine.packing import ForwardBatch, build_batches
+from sigreward.engine.tokenization import VocabTables
+from sigreward.engine.unpadded import UnpaddedEncoder
 
 
 @dataclass(frozen=True)

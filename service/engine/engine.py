@@ -7,19 +7,19 @@ from typing import Any
 
 import numpy as np
 
-from kernels.dispatch import kernel_backend as _kernel_backend
-from kernels.dispatch import significance_postprocess
-from kernels.reference import SignificanceOutput
-from service.engine.chunking import MAX_CHUNK_TOKENS, WINDOW_POSITIONS
-from service.engine.classifier import ChunkClassifier
-from service.engine.device import DTYPE_NAMES, resolve_device, resolve_dtype
-from service.engine.errors import NoModelError
-from service.engine.loader import load_token_classifier
-from service.engine.pipeline import PipelinedExecutor, SerialExecutor
-from service.engine.stages import ForwardCounters, TextStages, counts, details, to_cpu
-from service.engine.tokenization import TextTokenizer
-from service.engine.values import check_threshold, layout_values
-from service.types import Counts, UnitDetail
+from sigreward.domain.types import Counts, UnitDetail
+from sigreward.engine.chunking import MAX_CHUNK_TOKENS, WINDOW_POSITIONS
+from sigreward.engine.classifier import ChunkClassifier
+from sigreward.engine.device import DTYPE_NAMES, resolve_device, resolve_dtype
+from sigreward.engine.errors import NoModelError
+from sigreward.engine.loader import load_token_classifier
+from sigreward.engine.pipeline import PipelinedExecutor, SerialExecutor
+from sigreward.engine.stages import ForwardCounters, TextStages, counts, details, to_cpu
+from sigreward.engine.tokenization import TextTokenizer
+from sigreward.engine.values import check_threshold, layout_values
+from sigreward.kernels.dispatch import kernel_backend as _kernel_backend
+from sigreward.kernels.dispatch import significance_postprocess
+from sigreward.kernels.reference import SignificanceOutput
 
 CPU_FORWARD_TOKENS = WINDOW_POSITIONS
 

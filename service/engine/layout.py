@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.engine.tokenization import VocabTables
+from sigreward.engine.tokenization import VocabTables
 
 
 @dataclass(frozen=True)

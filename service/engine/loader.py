@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from service.engine.chunking import WINDOW_POSITIONS
-from service.engine.errors import ModelLoadError
+from sigreward.engine.chunking import WINDOW_POSITIONS
+from sigreward.engine.errors import ModelLoadError
 
 
 @dataclass

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from service.engine.chunking import WINDOW_POSITIONS
-from service.engine.layout import TextsLayout
+from sigreward.engine.chunking import WINDOW_POSITIONS
+from sigreward.engine.layout import TextsLayout
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from service.engine.loader import WINDOW_POSITIONS
+from sigreward.engine.loader import WINDOW_POSITIONS
 
 
 class SimulatedEncoder:

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from kernels.dispatch import significance_postprocess, significance_postprocess_fused
-from kernels.reference import SignificanceOutput, check_offsets
-from service.engine.chunking import model_input_chunks
-from service.engine.classifier import ChunkClassifier
-from service.engine.layout import TextsLayout, layout_chunks
-from service.engine.packing import ForwardBatch, build_batches, host_tensor
-from service.engine.tokenization import TextTokenizer
-from service.types import Counts, UnitDetail
+from sigreward.domain.types import Counts, UnitDetail
+from sigreward.engine.chunking import model_input_chunks
+from sigreward.engine.classifier import ChunkClassifier
+from sigreward.engine.layout import TextsLayout, layout_chunks
+from sigreward.engine.packing import ForwardBatch, build_batches, host_tensor
+from sigreward.engine.tokenization import TextTokenizer
+from sigreward.kernels.dispatch import significance_postprocess, significance_postprocess_fused
+from sigreward.kernels.reference import SignificanceOutput, check_offsets
 
 _CPU = torch.device("cpu")
 

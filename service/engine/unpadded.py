@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from service.engine.cpu_encoder import _fuse_layer, _Layer, _supported, check_batch
+from sigreward.engine.cpu_encoder import _fuse_layer, _Layer, _supported, check_batch
 
 # fp32 rounding of hidden states of size ~1 is ~1e-6; a wrong structure gives order 1.
 _FP32_ATOL = 1e-4

@@ -1,15 +1,15 @@
 """Reward formulas: the paper's significance-aware length reward, the length baselines and the
 length rewards of recent papers."""
 
-from service.reward.baselines import (
+from sigreward.reward.baselines import (
     BASELINE_PARAMS,
     BASELINES,
     GROUP_REWARDS,
     BaselineSample,
     baseline_rewards,
 )
-from service.reward.params import REWARD_PARAMS, RewardParamError, validate_reward_params
-from service.reward.significance import (
+from sigreward.reward.params import REWARD_PARAMS, RewardParamError, validate_reward_params
+from sigreward.reward.significance import (
     SignificanceRewardParams,
     cos_clamped,
     significance_length_reward,

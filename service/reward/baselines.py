@@ -12,9 +12,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from service.reward import papers
-from service.reward.params import BASELINE_PARAMS, validate_reward_params
-from service.reward.samples import BaselineSample, group_indices
+from sigreward.reward import papers
+from sigreward.reward.params import BASELINE_PARAMS, validate_reward_params
+from sigreward.reward.samples import BaselineSample, group_indices
 
 # (samples of one request, parameters, the request's step) -> total reward per sample.
 BaselineFn = Callable[[Sequence[BaselineSample], Mapping[str, Any], int], list[float]]

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from service.bounds import MAX_OPTION
+from sigreward.bounds import MAX_OPTION
 
 ParamKind = Literal["number", "integer", "schedule"]
 ParamValue = float | int | list[list[float | int]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from service.bounds import MAX_RATIO
-from service.types import Counts
+from sigreward.bounds import MAX_RATIO
+from sigreward.domain.types import Counts
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from service.store.base import RunRecord, StepRecord, Store, StoreUnavailable, Transaction
-from service.store.postgres import PostgresStore
-from service.store.sqlite import SqliteStore
+from sigreward.store.base import RunRecord, StepRecord, Store, StoreUnavailable, Transaction
+from sigreward.store.postgres import PostgresStore
+from sigreward.store.sqlite import SqliteStore
 
 SQLITE_FILENAME = "sigreward.sqlite3"
 

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from service.types import Counts
+from sigreward.domain.types import Counts
 
 
 @dataclass

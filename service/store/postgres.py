@@ -20,8 +20,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from service.store.base import StoreUnavailable
-from service.store.sql import SCHEMA, SqlTransaction
+from sigreward.store.base import StoreUnavailable
+from sigreward.store.sql import SCHEMA, SqlTransaction
 
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _SCHEMA_LOCK_KEY = 0x5167_5245  # any constant: serialises CREATE TABLE across replicas

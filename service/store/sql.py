@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from service.store.base import FingerprintRecord, RunRecord, StepRecord, iter_chunks
-from service.types import Counts
+from sigreward.domain.types import Counts
+from sigreward.store.base import FingerprintRecord, RunRecord, StepRecord, iter_chunks
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (

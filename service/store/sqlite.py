@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from service.store.base import StoreUnavailable
-from service.store.sql import SCHEMA, SqlTransaction
+from sigreward.store.base import StoreUnavailable
+from sigreward.store.sql import SCHEMA, SqlTransaction
 
 BUSY_TIMEOUT_MS = 30_000
 

@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from service.batching import Batcher, JobTooLarge, QueueFull, Timing
-from service.engine import SignificanceEngine
-from service.metrics import Metrics
+from sigreward.batching import Batcher, JobTooLarge, QueueFull, Timing
+from sigreward.engine import SignificanceEngine
+from sigreward.metrics import Metrics
 
 REQUESTS = [[[0.0, 1.0, 2.0]], [[5.0, 4.0], [1.0, 1.0, 9.0, 0.0]], [[0.3, 0.1, 0.2, 0.9]]]
 

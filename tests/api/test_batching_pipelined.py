@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from service.batching import Batcher
-from service.engine import SignificanceEngine
+from sigreward.batching import Batcher
+from sigreward.engine import SignificanceEngine
 from tests.support.models import cached_model
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from service.engine import SignificanceEngine
+from sigreward.engine import SignificanceEngine
 from tests.api.conftest import CLASSIFIER_QUEUE_TOKENS, big_texts, run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerProcess

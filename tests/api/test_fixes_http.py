@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from service.settings import Settings
+from sigreward.settings import Settings
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerFactory, ServerProcess
@@ -76,7 +76,7 @@ def test_early_answers_are_counted_under_their_route(server_factory: ServerFacto
 def test_not_ready_answers_are_counted_under_their_route_and_head_probes(
     tmp_path: Path,
 ) -> None:
-    from service.api.app import create_app
+    from sigreward.api.app import create_app
 
     # Without entering the lifespan the app never becomes ready: 503 before routing.
     client = TestClient(create_app(Settings(data_dir=tmp_path)))

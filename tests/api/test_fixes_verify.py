@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from service import verify
+from sigreward.domain import verify
 from tests.api.conftest import run_id
 from tests.support.server import ServerProcess, free_port, spawn, start_server
 
@@ -111,7 +111,7 @@ def _start_in_own_group(data_dir: Path) -> ServerProcess:
     argv = [
         sys.executable,
         "-m",
-        "service.cli",
+        "sigreward",
         "serve",
         "--host",
         "127.0.0.1",

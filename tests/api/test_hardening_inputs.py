@@ -7,7 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 
-from service.api.jsonbody import SMALL_BODY_BYTES
+from sigreward.api.jsonbody import SMALL_BODY_BYTES
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerProcess

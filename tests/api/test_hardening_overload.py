@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from service.batching import Batcher, QueueFull, estimate_text_tokens
-from service.engine import SignificanceEngine
+from sigreward.batching import Batcher, QueueFull, estimate_text_tokens
+from sigreward.engine import SignificanceEngine
 from tests.api.conftest import big_texts, run_id
 from tests.support.server import ServerFactory, ServerProcess
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.cli import build_parser, settings_from_args
-from service.settings import Settings
+from sigreward.cli import build_parser, settings_from_args
+from sigreward.settings import Settings
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import REPO_ROOT, ServerFactory, ServerProcess, free_port
@@ -129,7 +129,7 @@ def test_request_log_lines(values_server: ServerProcess) -> None:
 
 
 def test_not_ready_answers_503(tmp_path: Path) -> None:
-    from service.api.app import create_app
+    from sigreward.api.app import create_app
 
     # Without entering the lifespan the app never becomes ready.
     client = TestClient(create_app(Settings(data_dir=tmp_path)))
@@ -142,7 +142,7 @@ def test_not_ready_answers_503(tmp_path: Path) -> None:
 
 
 def test_schedule_k_gauge_cardinality_is_bounded() -> None:
-    from service.metrics import Metrics
+    from sigreward.metrics import Metrics
 
     metrics = Metrics(max_run_gauges=3)
     for i in range(5):
@@ -232,7 +232,7 @@ def test_settings_from_flags_and_environment(
 
 def _run_cli(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *argv],
+        [sys.executable, "-m", "sigreward", *argv],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -273,7 +273,7 @@ def test_report_subcommand_is_wired() -> None:
 
 
 def test_unhandled_errors_are_a_500_envelope(tmp_path: Path) -> None:
-    from service.api.app import create_app
+    from sigreward.api.app import create_app
 
     app = create_app(Settings(data_dir=tmp_path))
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from service.reward.params import BASELINE_PARAMS
+from sigreward.reward.params import BASELINE_PARAMS
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerProcess

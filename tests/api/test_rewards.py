@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from service.reward.baselines import BaselineSample, baseline_rewards
-from service.reward.significance import SignificanceRewardParams, significance_length_reward
-from service.types import Counts
+from sigreward.domain.types import Counts
+from sigreward.reward.baselines import BaselineSample, baseline_rewards
+from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerProcess

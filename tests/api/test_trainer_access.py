@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from service.api.url_key import redact, take_url_key
+from sigreward.api.url_key import redact, take_url_key
 from tests.api.conftest import run_id
 from tests.support.server import ServerFactory, ServerProcess
 

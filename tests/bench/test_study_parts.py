@@ -121,7 +121,7 @@ def test_samples_per_variant() -> None:
 
 
 def test_classifier_tokenizer_holds_every_task_word_whole() -> None:
-    from service.engine.tokenization import WORDPIECE, build_tables
+    from sigreward.engine.tokenization import WORDPIECE, build_tables
 
     tok = build_tokenizer()
     ids = tok(" ".join(WORDS))["input_ids"]

@@ -7,6 +7,8 @@ import json
 import time
 
 import pytest
+
+import tests.client.fixtures  # noqa: F401  (puts clients/python on sys.path)
 from sigreward_client._core import (
     BODY_SLACK_BYTES,
     RetryPolicy,
@@ -17,8 +19,6 @@ from sigreward_client._core import (
 )
 from sigreward_client.errors import APIError, BatchTooLarge
 from sigreward_client.models import Sample, ServerLimits
-
-import tests.client.fixtures  # noqa: F401  (puts clients/python on sys.path)
 
 
 def _samples(prompts: list[str | None], text: str = "x") -> list[Sample]:

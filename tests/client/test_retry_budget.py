@@ -11,9 +11,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from sigreward_client import APIError, ConnectionFailed, RewardClient
 from sigreward_client._core import RetryClock, RetryPolicy
-
 from tests.client.fixtures import FaultProxy
 from tests.support.server import ServerProcess, free_port, start_server
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from service.cli import build_parser, settings_from_args
-from service.settings import Settings
+from sigreward.cli import build_parser, settings_from_args
+from sigreward.settings import Settings
 from tests.deploy.conftest import CHART, CI_VALUES, RELEASE, ChartRunner, Rendered, pyproject
 from tests.deploy.dockerfile import Dockerfile
 

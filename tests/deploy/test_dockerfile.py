@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from service.cli import build_parser, settings_from_args
-from service.settings import Settings
+from sigreward.cli import build_parser, settings_from_args
+from sigreward.settings import Settings
 from tests.deploy.conftest import pyproject
 from tests.deploy.dockerfile import Dockerfile, expand
 

@@ -18,16 +18,16 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic import BaseModel
 
-from service.api import models as api_models
-from service.api.app import create_app
-from service.api.errors import ERROR_TYPES
-from service.api.openrlhf import OpenRLHFRequest, OpenRLHFResponse
-from service.api.ui import RunListResponse
-from service.cli import build_parser
-from service.metrics import Metrics
-from service.reward.baselines import BASELINE_PARAMS
-from service.run_config import RunConfig
-from service.settings import Settings
+from sigreward.api import models as api_models
+from sigreward.api.app import create_app
+from sigreward.api.errors import ERROR_TYPES
+from sigreward.api.openrlhf import OpenRLHFRequest, OpenRLHFResponse
+from sigreward.api.ui import RunListResponse
+from sigreward.cli import build_parser
+from sigreward.domain.run_config import RunConfig
+from sigreward.metrics import Metrics
+from sigreward.reward.baselines import BASELINE_PARAMS
+from sigreward.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

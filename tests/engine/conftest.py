@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.engine import SignificanceEngine
+from sigreward.engine import SignificanceEngine
 from tests.support.models import cached_model
 
 

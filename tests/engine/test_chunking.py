@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.engine.chunking import MAX_CHUNK_TOKENS, chunk_spans, model_input_chunks
-from service.engine.layout import layout_chunks
-from service.engine.packing import plan_batches
+from sigreward.engine.chunking import MAX_CHUNK_TOKENS, chunk_spans, model_input_chunks
+from sigreward.engine.layout import layout_chunks
+from sigreward.engine.packing import plan_batches
 
 
 def flags(n: int, ends: list[int] = ()) -> np.ndarray:
@@ -117,7 +117,7 @@ def test_plan_batches_respects_the_budget_and_covers_every_chunk() -> None:
 
 @pytest.mark.parametrize("forward_tokens", [512, 1024, 4096])
 def test_results_do_not_depend_on_the_forward_size(minilm_dir, forward_tokens) -> None:
-    from service.engine import SignificanceEngine
+    from sigreward.engine import SignificanceEngine
 
     texts = ["Short one.", "A slightly longer text, with a comma. " * 9, "x " * 700, ""]
     small = SignificanceEngine(str(minilm_dir), device="cpu")
@@ -133,7 +133,7 @@ def test_results_do_not_depend_on_the_forward_size(minilm_dir, forward_tokens) -
 
 
 def test_cpu_forwards_are_capped(minilm_engine) -> None:
-    from service.engine.engine import CPU_FORWARD_TOKENS
+    from sigreward.engine.engine import CPU_FORWARD_TOKENS
 
     assert minilm_engine.max_batch_tokens == 16384
     assert minilm_engine.forward_tokens == CPU_FORWARD_TOKENS

@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForTokenClassification, BertConfig, BertForTokenClassification
 
-from service.engine.cpu_encoder import OneDnnEncoder
+from sigreward.engine.cpu_encoder import OneDnnEncoder
 
 CPU = torch.device("cpu")
 

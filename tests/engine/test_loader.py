@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.engine import ModelLoadError, NoModelError, SignificanceEngine
+from sigreward.engine import ModelLoadError, NoModelError, SignificanceEngine
 
 
 def test_missing_directory_names_the_path(tmp_path: Path) -> None:

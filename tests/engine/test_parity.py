@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bench.published_pipeline import PublishedPipeline, bare_word, count, normalised
-from service.engine import SignificanceEngine
+from sigreward.engine import SignificanceEngine
 from tests.support.reasoning_texts import parity_texts
 
 THRESHOLD = 0.5

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from service.engine import SignificanceEngine
-from service.engine.pipeline import PipelinedExecutor, SerialExecutor, split_waves
-from service.engine.simulated import SimulatedEncoder, simulate_device
+from sigreward.engine import SignificanceEngine
+from sigreward.engine.pipeline import PipelinedExecutor, SerialExecutor, split_waves
+from sigreward.engine.simulated import SimulatedEncoder, simulate_device
 
 
 def ragged_texts(seed: int, n: int = 40) -> list[str]:

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import json, sys
-from service.engine import SignificanceEngine
+from sigreward.engine import SignificanceEngine
 texts = ["First, we add the numbers. Then we check.", "", "word " * 600]
 e = SignificanceEngine(sys.argv[1], device="cpu")
 d = e.inspect_texts(texts, 0.5)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from service.engine import SignificanceEngine
-from service.engine.unpadded import UnpaddedEncoder
+from sigreward.engine import SignificanceEngine
+from sigreward.engine.unpadded import UnpaddedEncoder
 from tests.engine.test_pipeline import ragged_texts
 
 

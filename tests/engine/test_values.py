@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from service.engine import SignificanceEngine
+from sigreward.engine import SignificanceEngine
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.engine.layout import layout_chunks
-from service.engine.tokenization import SENTENCEPIECE, WORDPIECE
+from sigreward.engine.layout import layout_chunks
+from sigreward.engine.tokenization import SENTENCEPIECE, WORDPIECE
 
 
 def test_families_are_detected(bert_engine, xlmr_engine, minilm_engine) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from service.api.openrlhf import split_response, strip_trailing_special
+from sigreward.api.openrlhf import split_response, strip_trailing_special
 from tests.client.fixtures import FaultProxy
 from tests.support.server import ServerFactory, ServerProcess
 
@@ -94,7 +94,7 @@ def test_openrlhf_08_batch_and_the_rewards_equal_the_v1_api(
     assert answer["scores"] == [1.0, 1.0, 0.0, 1.0]
     assert answer["extra_logs"]["sigreward_prompt_found"] == [1.0] * 4
 
-    from service.api.openrlhf import prompt_id_of
+    from sigreward.api.openrlhf import prompt_id_of
 
     twin = _run(classifier_server)
     samples = [

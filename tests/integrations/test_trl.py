@@ -328,8 +328,9 @@ def test_generation_stride_is_explained(
     """steps_per_generation = 2 x gradient accumulation: TRL generates every 2 optimizer
     steps, the server sees steps 0, 2, and the callback says so at the start."""
     trl = pytest.importorskip("trl", reason="trl is not installed (requirements-integrations.txt)")
-    from sigreward_client.trl import install
     from transformers import AutoTokenizer
+
+    from sigreward_client.trl import install
 
     model_dir = _tiny_causal_lm(tmp_path / "tiny-gpt2")
     client = _client(classifier_server)

@@ -1,4 +1,4 @@
-"""service.verify: math-verify outcome checks, on and off the main thread."""
+"""sigreward.domain.verify: math-verify outcome checks, on and off the main thread."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from service import verify as verify_mod
-from service.verify import VERIFIERS, register_verifier, verify, verify_many
+from sigreward.domain import verify as verify_mod
+from sigreward.domain.verify import VERIFIERS, register_verifier, verify, verify_many
 
 
 @pytest.mark.parametrize(

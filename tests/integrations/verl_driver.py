@@ -86,8 +86,9 @@ def last_token_rewards(reward_tensor: torch.Tensor, data: DataProto) -> list[flo
 
 def case_legacy(step: int) -> dict[str, Any]:
     """verl <= 0.8 NaiveRewardManager (one call per sample) and BatchRewardManager."""
-    from sigreward_client.verl import compute_score, compute_score_batch
     from verl.workers.reward_manager import BatchRewardManager, NaiveRewardManager
+
+    from sigreward_client.verl import compute_score, compute_score_batch
 
     tok = tokenizer()
     extra = [
@@ -111,8 +112,9 @@ def case_legacy(step: int) -> dict[str, Any]:
 def case_reward_loop(step: int) -> dict[str, Any]:
     """verl 0.9 reward loop: its NaiveRewardManager awaits the coroutine reward function."""
     from omegaconf import OmegaConf
-    from sigreward_client.verl import compute_score_async
     from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+
+    from sigreward_client.verl import compute_score_async
 
     tok = tokenizer()
     extra: list[dict[str, Any]] = [{"index": INDEX[i]} for i in range(len(RESPONSES))]
@@ -253,8 +255,9 @@ def case_agent_loop(step: int) -> dict[str, Any]:
 
 def case_hook() -> dict[str, Any]:
     """install_global_steps_hook puts the trajectory's step into the kwargs' extra_info."""
-    from sigreward_client.verl import install_global_steps_hook
     from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
+
+    from sigreward_client.verl import install_global_steps_hook
 
     seen: list[dict[str, Any]] = []
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from kernels import reference
-from kernels.reference import SignificanceOutput
+from sigreward.kernels import reference
+from sigreward.kernels.reference import SignificanceOutput
 
 Postprocess = Callable[..., SignificanceOutput]
 
@@ -19,7 +19,7 @@ def torch_postprocess(*args: Any, **kwargs: Any) -> SignificanceOutput:
 
 def triton_postprocess(*args: Any, block: int = 2, **kwargs: Any) -> SignificanceOutput:
     # a tiny tile so that even hand-sized segments span several tiles
-    from kernels.significance import significance_postprocess_triton
+    from sigreward.kernels.significance import significance_postprocess_triton
 
     return significance_postprocess_triton(*args, block=block, **kwargs)
 
@@ -35,7 +35,7 @@ def torch_fused(*args: Any, **kwargs: Any) -> SignificanceOutput:
 
 
 def triton_fused(*args: Any, block: int = 4, **kwargs: Any) -> SignificanceOutput:
-    from kernels.significance import significance_postprocess_fused_triton
+    from sigreward.kernels.significance import significance_postprocess_fused_triton
 
     return significance_postprocess_fused_triton(*args, block=block, **kwargs)
 

@@ -9,7 +9,7 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from kernels.reference import SignificanceOutput
+from sigreward.kernels.reference import SignificanceOutput
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels.reference import HEAD_TILE
+from sigreward.kernels.reference import HEAD_TILE
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,8 +48,8 @@ def compile_ptx(variant: str, capability: int) -> str:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, compile
 
-    from kernels.significance import LAUNCH_OPTIONS
-    from kernels.significance import _significance_kernel as kernel
+    from sigreward.kernels.significance import LAUNCH_OPTIONS
+    from sigreward.kernels.significance import _significance_kernel as kernel
 
     overrides, constants = VARIANTS[variant]
     constants = {**constants, "BLOCK_D": HEAD_TILE, "LOG2_D": HEAD_TILE.bit_length() - 1}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels import dispatch, kernel_backend, reference, significance_postprocess
+from sigreward.kernels import dispatch, kernel_backend, reference, significance_postprocess
 from tests.kernels.ragged import assert_same, ragged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def test_triton_override_runs_the_kernel(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert kernel_backend("cpu") == "triton"
     calls = []
-    import kernels.significance as triton_impl
+    import sigreward.kernels.significance as triton_impl
 
     real = triton_impl.significance_postprocess_triton
 
@@ -71,11 +71,11 @@ def test_package_imports_and_runs_without_triton() -> None:
     code = (
         "import sys; sys.modules['triton'] = None\n"
         "import torch, kernels\n"
-        "assert kernels.kernel_backend('cuda') == 'torch', 'triton must not be chosen'\n"
+        "assert sigreward.kernels.kernel_backend('cuda') == 'torch', 'triton must not be chosen'\n"
         "one = torch.tensor([0, 1], dtype=torch.int32)\n"
-        "out = kernels.significance_postprocess(torch.zeros(1), one, one, one, 0.5)\n"
+        "out = sigreward.kernels.significance_postprocess(torch.zeros(1), one, one, one, 0.5)\n"
         "assert out.significant.tolist() == [1]\n"
-        "assert 'kernels.significance' not in sys.modules\n"
+        "assert 'sigreward.kernels.significance' not in sys.modules\n"
     )
     env = {k: v for k, v in os.environ.items() if k != dispatch.BACKEND_ENV}
     done = subprocess.run(

@@ -10,7 +10,7 @@ import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from kernels import reference
+from sigreward.kernels import reference
 from tests.kernels.ragged import Case, cases, naive_counts, ragged, sigmoid
 
 

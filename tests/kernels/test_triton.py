@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernels import reference
+from sigreward.kernels import reference
 from tests.kernels.ragged import Case, Ragged, assert_same, cases, ragged
 
 SLOW_OK = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,7 +32,7 @@ INPUTS = [
 def test_kernel_equals_reference_bit_for_bit(
     case: Case, inputs: tuple[torch.dtype, str], block: int
 ) -> None:
-    from kernels.significance import significance_postprocess_triton
+    from sigreward.kernels.significance import significance_postprocess_triton
 
     dtype, kind = inputs
     b = case.batch
@@ -55,7 +55,7 @@ def test_kernel_equals_reference_bit_for_bit(
 def test_fused_kernel_equals_reference_bit_for_bit(
     case: Case, dim: int, dtype: torch.dtype, bias: float, bias_as_tensor: bool
 ) -> None:
-    from kernels.significance import significance_postprocess_fused_triton
+    from sigreward.kernels.significance import significance_postprocess_fused_triton
 
     b = case.batch
     gen = torch.Generator().manual_seed(b.n_tokens * 31 + dim)
@@ -104,7 +104,7 @@ def test_odd_and_ragged_shapes(
     inputs: tuple[torch.dtype, str],
     block: int,
 ) -> None:
-    from kernels.significance import significance_postprocess_triton
+    from sigreward.kernels.significance import significance_postprocess_triton
 
     dtype, kind = inputs
     b = _shaped_batch(n_samples, segments, words, max_tokens, seed=words * 7 + max_tokens)
@@ -122,7 +122,7 @@ def test_odd_and_ragged_shapes(
 def test_means_one_ulp_apart_and_order_dependent_sums(kind: str) -> None:
     """Hand-built ties: word means one ulp apart, and words whose sums depend on the order
     (float32: 1 + 2**-24 + 2**-24 is 1 left to right, 2**-24 + 2**-24 + 1 is 1 + 2**-23)."""
-    from kernels.significance import significance_postprocess_triton
+    from sigreward.kernels.significance import significance_postprocess_triton
 
     dtype = torch.float32 if kind == "logit_diff" else torch.float64
     x = torch.tensor(0.25, dtype=dtype)
@@ -144,7 +144,7 @@ def test_means_one_ulp_apart_and_order_dependent_sums(kind: str) -> None:
 @pytest.mark.kernels
 def test_non_contiguous_hidden_and_long_words() -> None:
     """A strided hidden view and a word longer than a tile of words."""
-    from kernels.significance import significance_postprocess_fused_triton
+    from sigreward.kernels.significance import significance_postprocess_fused_triton
 
     torch.manual_seed(1)
     b = ragged([[[1, 23, 2], [4]], [[3, 1, 1, 1, 1, 1, 2, 1, 1]]])
@@ -175,7 +175,11 @@ def _realistic_batch() -> tuple:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_kernel_equals_cpu_reference_bit_for_bit() -> None:
     """The compiled kernel on the GPU against the torch reference on the CPU."""
-    from kernels import kernel_backend, significance_postprocess, significance_postprocess_fused
+    from sigreward.kernels import (
+        kernel_backend,
+        significance_postprocess,
+        significance_postprocess_fused,
+    )
 
     assert kernel_backend("cuda") == "triton"
     b = _realistic_batch()

@@ -71,7 +71,7 @@ def test_threshold_must_be_finite(postprocess: Postprocess) -> None:
 
 @pytest.mark.kernels
 def test_block_must_be_a_power_of_two() -> None:
-    from kernels.significance import significance_postprocess_triton
+    from sigreward.kernels.significance import significance_postprocess_triton
 
     with pytest.raises(ValueError, match="block must be a power of two, got 12"):
         significance_postprocess_triton(GOOD["scores"], GOOD["cu_words"], GOOD["cu_segments"],

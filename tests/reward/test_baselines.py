@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from service.reward import BaselineSample, baseline_rewards
+from sigreward.reward import BaselineSample, baseline_rewards
 
 
 def s(tokens: int, correct: bool = True, prompt: str | None = "p", target: int | None = None):

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from service.reward import BaselineSample, baseline_rewards
-from service.reward.papers import laser_d_targets, limit_at
+from sigreward.reward import BaselineSample, baseline_rewards
+from sigreward.reward.papers import laser_d_targets, limit_at
 
 
 def s(tokens: int, correct: bool = True, prompt: str | None = "p", score: float | None = None):

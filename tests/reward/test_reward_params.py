@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from service.reward import (
+from sigreward.reward import (
     BASELINE_PARAMS,
     REWARD_PARAMS,
     BaselineSample,

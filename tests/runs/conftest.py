@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from service.store import PostgresStore, SqliteStore, Store
+from sigreward.store import PostgresStore, SqliteStore, Store
 
 DATABASE_URL = os.environ.get(
     "SIGREWARD_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"

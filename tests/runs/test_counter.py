@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.run_config import RunConfigPatch
-from service.runs import RunNotFound, RunService, SampleError
-from service.store import Store
-from service.types import Counts, SampleInput
+from sigreward.domain.run_config import RunConfigPatch
+from sigreward.domain.runs import RunNotFound, RunService, SampleError
+from sigreward.domain.types import Counts, SampleInput
+from sigreward.store import Store
 from tests.runs.conftest import StoreFactory
 
 

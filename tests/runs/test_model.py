@@ -10,11 +10,11 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.reward.significance import SignificanceRewardParams, significance_length_reward
-from service.run_config import RunConfig, RunConfigPatch
-from service.runs import RunService
-from service.store import SqliteStore
-from service.types import Counts, SampleInput
+from sigreward.domain.run_config import RunConfig, RunConfigPatch
+from sigreward.domain.runs import RunService
+from sigreward.domain.types import Counts, SampleInput
+from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
+from sigreward.store import SqliteStore
 from tests.runs.test_schedule import reference_schedule
 
 PATCH = RunConfigPatch(

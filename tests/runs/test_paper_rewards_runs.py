@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from service.reward.params import RewardParamError
-from service.run_config import RunConfigPatch
-from service.runs import RunConflict, RunService, SampleError
-from service.store import Store
+from sigreward.domain.run_config import RunConfigPatch
+from sigreward.domain.runs import RunConflict, RunService, SampleError
+from sigreward.reward.params import RewardParamError
+from sigreward.store import Store
 from tests.runs.test_runs import sample
 
 

@@ -13,10 +13,10 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
-from service.run_config import RunConfigPatch
-from service.runs import RetryCheck, RunService
-from service.store import SqliteStore, Store
-from service.types import Counts, SampleInput
+from sigreward.domain.run_config import RunConfigPatch
+from sigreward.domain.runs import RetryCheck, RunService
+from sigreward.domain.types import Counts, SampleInput
+from sigreward.store import SqliteStore, Store
 
 
 def _sample(index: int, sample_id: str | None = None) -> SampleInput:
@@ -175,7 +175,7 @@ def test_known_group_size_replays_the_identical_answer(store: Store) -> None:
 def test_old_postgres_schema_gets_the_new_tables(pg_schema_url: str) -> None:
     import psycopg
 
-    from service.store import PostgresStore
+    from sigreward.store import PostgresStore
 
     with psycopg.connect(pg_schema_url, autocommit=True) as connection:
         # The tables as the first release created them (runs and samples suffice here).

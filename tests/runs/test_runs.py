@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from service.reward.baselines import BaselineSample, baseline_rewards
-from service.reward.significance import SignificanceRewardParams, significance_length_reward
-from service.run_config import RunConfig, RunConfigPatch
-from service.runs import RunConflict, RunNotFound, RunService, SampleError
-from service.schedule import apply_finished_step, initial_state
-from service.store import Store
-from service.types import Counts, SampleInput
+from sigreward.domain.run_config import RunConfig, RunConfigPatch
+from sigreward.domain.runs import RunConflict, RunNotFound, RunService, SampleError
+from sigreward.domain.schedule import apply_finished_step, initial_state
+from sigreward.domain.types import Counts, SampleInput
+from sigreward.reward.baselines import BaselineSample, baseline_rewards
+from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
+from sigreward.store import Store
 
 UNIT = math.pi / 2  # lambda_w_e giving a starting k of exactly 1
 

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from service.run_config import RunConfig
-from service.schedule import (
+from sigreward.domain.run_config import RunConfig
+from sigreward.domain.schedule import (
     ScheduleState,
     apply_finished_step,
     initial_state,

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from service.run_config import RunConfig, RunConfigPatch
-from service.runs import RunService
-from service.schedule import apply_finished_step, initial_state
-from service.settings import Settings
-from service.store import SQLITE_FILENAME, SqliteStore, make_store
-from service.types import Counts, SampleInput
+from sigreward.domain.run_config import RunConfig, RunConfigPatch
+from sigreward.domain.runs import RunService
+from sigreward.domain.schedule import apply_finished_step, initial_state
+from sigreward.domain.types import Counts, SampleInput
+from sigreward.settings import Settings
+from sigreward.store import SQLITE_FILENAME, SqliteStore, make_store
 from tests.runs.conftest import StoreFactory
 from tests.runs.test_schedule import noisy_rising_then_flat, reference_schedule
 

@@ -240,7 +240,7 @@ def start_server(
     port: int | None = None,
     log_dir: Path | str | None = None,
 ) -> ServerProcess:
-    """Start ``python -m service.cli serve`` and wait for /livez (and /readyz if asked).
+    """Start ``python -m sigreward serve`` and wait for /livez (and /readyz if asked).
 
     ``args`` are extra CLI flags (e.g. ``["--model", str(path), "--api-key", "k"]``);
     ``env`` extra environment variables. ``data_dir`` defaults to a fresh temporary directory.
@@ -258,7 +258,7 @@ def start_server(
         argv = [
             sys.executable,
             "-m",
-            "service.cli",
+            "sigreward",
             "serve",
             "--host",
             "127.0.0.1",

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from service.reward.significance import SignificanceRewardParams, significance_length_reward
-from service.types import Counts
+from sigreward.domain.types import Counts
+from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from tests.support.models import build_tiny_bert
 from tests.support.server import ServerProcess, start_server
 from tests.ui.driving import auth_headers, drive_run

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.report import PLOTS, add_report_parser, run_report
+from sigreward.report import PLOTS, add_report_parser, run_report
 from tests.support.server import REPO_ROOT, ServerProcess, start_server
 from tests.ui.driving import drive_run
 
@@ -135,7 +135,7 @@ def test_sigreward_cli_report(driven: tuple[ServerProcess, dict[str, Any]], tmp_
         [
             sys.executable,
             "-m",
-            "service.cli",
+            "sigreward",
             "report",
             "report-run",
             "--out",

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 
 from datasets import load_dataset
+from trl import GRPOConfig, GRPOTrainer
+
 from sigreward_client import RewardClient
 from sigreward_client.trl import make_trl_reward_func
-from trl import GRPOConfig, GRPOTrainer
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from multiprocessing import util as _multiprocessing_util  # noqa: F401 - see at
 from multiprocessing.connection import Connection
 from typing import Any
 
-from service.bounds import MAX_LABEL_CHARS
+from sigreward.bounds import MAX_LABEL_CHARS
 
 logger = logging.getLogger(__name__)
 

@@ -18,18 +18,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from service.reward.baselines import GROUP_REWARDS, BaselineSample, baseline_rewards
-from service.reward.significance import SignificanceRewardParams, significance_length_reward
-from service.run_config import RunConfig, RunConfigPatch
-from service.schedule import (
+from sigreward.domain.run_config import RunConfig, RunConfigPatch
+from sigreward.domain.schedule import (
     K_WARNING_FACTOR,
     ScheduleState,
     apply_finished_step,
     base_k,
     initial_state,
 )
-from service.store.base import FingerprintRecord, RunRecord, StepRecord, Store, Transaction
-from service.types import Counts, SampleInput, SampleResult, ScheduleView, SubmitResult
+from sigreward.domain.types import Counts, SampleInput, SampleResult, ScheduleView, SubmitResult
+from sigreward.reward.baselines import GROUP_REWARDS, BaselineSample, baseline_rewards
+from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
+from sigreward.store.base import FingerprintRecord, RunRecord, StepRecord, Store, Transaction
 
 log = logging.getLogger(__name__)
 

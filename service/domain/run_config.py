@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from service.bounds import DEFAULT_MAX_STEP_JUMP, MAX_LAMBDA, MAX_OPTION, MAX_STEP
-from service.reward.params import BASELINE_PARAMS, ParamValue, validate_reward_params
+from sigreward.bounds import DEFAULT_MAX_STEP_JUMP, MAX_LAMBDA, MAX_OPTION, MAX_STEP
+from sigreward.reward.params import BASELINE_PARAMS, ParamValue, validate_reward_params
 
 SignificanceMode = Literal["classifier", "values"]
 ReferenceMode = Literal["given", "first_seen", "group"]
