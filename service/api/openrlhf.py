@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sigreward.api.deps import in_thread, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
-from sigreward.api.models import RewardSample, error_responses
+from sigreward.api.protocol import RewardSample, error_responses
 from sigreward.api.scoring import score_and_submit
 from sigreward.batching import Timing
 from sigreward.domain.run_config import RUN_ID_PATTERN

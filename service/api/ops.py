@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 import sigreward
 from sigreward.api.deps import service_state
 from sigreward.api.errors import envelope
-from sigreward.api.models import HealthResponse, InfoResponse, Limits, error_responses
+from sigreward.api.protocol import HealthResponse, InfoResponse, Limits, error_responses
 
 router = APIRouter(tags=["operations"])
 

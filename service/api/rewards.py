@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from sigreward.api.deps import service_state
 from sigreward.api.jsonroute import ParsedJsonRoute
-from sigreward.api.models import (
+from sigreward.api.protocol import (
     RewardsRequest,
     RewardsResponse,
     SampleReward,

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Path, Request, Response
 from sigreward.api.deps import RunIdPath, in_thread, runs_of, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
-from sigreward.api.models import RunResponse, error_responses
+from sigreward.api.protocol import RunResponse, error_responses
 from sigreward.domain.run_config import RunConfigPatch
 from sigreward.reward.params import RewardParamError
 

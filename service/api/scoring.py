@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sigreward.api.deps import domain_error, in_thread
 from sigreward.api.errors import ApiError
-from sigreward.api.models import RewardSample
+from sigreward.api.protocol import RewardSample
 from sigreward.api.state import ServiceState
 from sigreward.batching import Timing
 from sigreward.bounds import MAX_LABEL_CHARS

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from sigreward.api.deps import domain_error, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
-from sigreward.api.models import (
+from sigreward.api.protocol import (
     SignificanceRequest,
     SignificanceResponse,
     UnitDetailOut,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from sigreward.api.deps import in_thread, runs_of
 from sigreward.api.errors import ApiError
-from sigreward.api.models import error_responses
+from sigreward.api.protocol import error_responses
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
 

@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic import BaseModel
 
-from sigreward.api import models as api_models
+from sigreward.api import protocol as api_models
 from sigreward.api.app import create_app
 from sigreward.api.errors import ERROR_TYPES
 from sigreward.api.openrlhf import OpenRLHFRequest, OpenRLHFResponse
