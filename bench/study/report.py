@@ -247,7 +247,8 @@ def reading(spreads: dict[str, dict[str, Spread]], meta: dict) -> list[str]:
     if degenerate:
         lines.append(
             "- **Degenerate references**: share of training samples whose reference lacked "
-            "significant or insignificant units, so that the reward ignored their length: "
+            "significant or insignificant units (under the paper's rule the reward then ignores "
+            "the sample's length; under the floor option it takes the missing count as 1): "
             + ", ".join(f"{v} {s.fmt('{:.3f}')}" for v, s in degenerate.items())
             + "."
         )

@@ -31,14 +31,11 @@ class Variant:
     description: str
     run_config: dict[str, Any]
     # "tokens": num_tokens and prompt_id only; "oracle" / "random": values mode with the true
-    # keep labels / uniform random values; "oracle_floor": the true labels with the
-    # reference's insignificant count floored at 1; "classifier": the response text.
+    # keep labels / uniform random values; "classifier": the response text.
     kind: str = "tokens"
     sample_extra: dict[str, Any] = field(default_factory=dict)
     # Seeds of the full study (the issue asks five for the core variants, three for the rest).
     seeds: int = 3
-    # A reward the server may not have (added by a separate change): skipped with a note.
-    optional: bool = False
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -60,25 +57,21 @@ VARIANTS: tuple[Variant, ...] = (
         "shorter_better",
         "ShorterBetter (arXiv 2504.21370), beta scaled to the toy's lengths",
         {"reward": "shorter_better", "reward_params": {"beta": 0.001 * TOKEN_SCALE}},
-        optional=True,
     ),
     Variant(
         "grpo_lead",
         "GRPO-LEAD length term (arXiv 2504.09696), published parameters (scale-free)",
         {"reward": "grpo_lead"},
-        optional=True,
     ),
     Variant(
         "alp",
         "ALP (arXiv 2506.05256), normalizer = the response budget",
         {"reward": "alp", "reward_params": {"normalizer": float(MAX_NEW)}},
-        optional=True,
     ),
     Variant(
         "laser",
         "LASER (arXiv 2505.15612), target length half the budget",
         {"reward": "laser", "reward_params": {"target_length": MAX_NEW / 2}},
-        optional=True,
     ),
     Variant(
         "laser_d",
@@ -91,13 +84,11 @@ VARIANTS: tuple[Variant, ...] = (
                 "target_step": round(1024 / TOKEN_SCALE),
             },
         },
-        optional=True,
     ),
     Variant(
         "thinkprune",
         "ThinkPrune (arXiv 2504.01296): limit 1/2, 3/8, 1/4 of the budget over thirds of the run",
         {"reward": "thinkprune", "reward_params": {"schedule": THINKPRUNE_SCHEDULE}},
-        optional=True,
     ),
     Variant(
         "sig_classifier",
@@ -122,10 +113,15 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "sig_oracle_floor",
-        "as sig_oracle, but a reference without filler counts as having one filler word "
-        "(sent as reference counts), so its prompt keeps a length signal",
-        {"significance": "values", "reference": "given", "reward": "significance"},
-        kind="oracle_floor",
+        "as sig_oracle with the run option degenerate_reference = floor: every reference "
+        "count is at least 1, so a reference without filler keeps its prompt's length signal",
+        {
+            "significance": "values",
+            "reference": "given",
+            "reward": "significance",
+            "degenerate_reference": "floor",
+        },
+        kind="oracle",
         seeds=3,
     ),
 )
@@ -168,15 +164,6 @@ def build_samples(
         if variant.kind == "oracle":
             sample["significance"] = [float(x) for x in filler_mask(tokens)]
             sample["reference"] = {"significance": [float(x) for x in filler_mask(ref)]}
-        elif variant.kind == "oracle_floor":
-            sample["significance"] = [float(x) for x in filler_mask(tokens)]
-            keep = filler_mask(ref)
-            # The paper zeroes both ratios when the reference has no insignificant unit, which
-            # leaves about half the prompts here without any length signal.
-            sample["reference"] = {
-                "significant": sum(keep),
-                "insignificant": max(1, len(keep) - sum(keep)),
-            }
         elif variant.kind == "random":
             sample["significance"] = [rng.random() for _ in tokens]
             sample["reference"] = {"significance": [rng.random() for _ in ref]}

@@ -168,14 +168,16 @@ def test_thinkprune_limits_tighten_over_thirds_of_the_run() -> None:
     ]
 
 
-def test_oracle_floor_sends_reference_counts_with_at_least_one_insignificant_word() -> None:
+def test_oracle_floor_asks_the_server_for_the_floor_and_sends_the_oracle_samples() -> None:
     clean = W("U 3 + 4 = 7 ; > 7 E")
     filled = W("hmm ; > 7 E")
     args = (0, ["a", "b"], [clean, clean], [True, True], [clean, filled], random.Random(0))
     floor = build_samples(BY_NAME["sig_oracle_floor"], *args)
-    assert floor[0]["reference"] == {"significant": 10, "insignificant": 1}
-    assert floor[1]["reference"] == {"significant": 3, "insignificant": 2}
-    assert floor[0]["significance"] == [1.0] * 10
+    assert floor == build_samples(BY_NAME["sig_oracle"], *args)
+    assert floor[1]["reference"] == {"significance": [0.0, 0.0, 1.0, 1.0, 1.0]}
+    config = run_config_for(BY_NAME["sig_oracle_floor"], 10)
+    assert config["degenerate_reference"] == "floor"
+    assert "degenerate_reference" not in run_config_for(BY_NAME["sig_oracle"], 10)
 
 
 def _spreads(acc: list[float], length: list[float]) -> dict[str, Spread]:
