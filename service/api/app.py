@@ -19,8 +19,9 @@ from fastapi.openapi.utils import get_openapi
 
 import sigreward
 from sigreward.api import openrlhf, ops, rewards, runs, significance, ui
+from sigreward.api.auth import open_paths
 from sigreward.api.errors import install_error_handlers
-from sigreward.api.middleware import ServiceMiddleware, open_paths
+from sigreward.api.middleware import ServiceMiddleware
 from sigreward.api.state import ServiceState
 from sigreward.batching import Batcher
 from sigreward.domain.runs import RunService

@@ -1,6 +1,7 @@
 """Reading request bodies within limits: the per-request size (413 as soon as the bytes pass
 it), the memory all bodies in flight may hold together (wait briefly, then 429), and a read
-timeout between chunks (408, so a client that stops sending cannot hold a slot forever).
+timeout between chunks (408, so a client that stops sending cannot hold a slot forever); and
+the JSON content type every body sent to a route must have (415).
 
 A parsed JSON body takes several times its size in memory, and it lives until its request is
 answered, so the budget is held from the first byte until the request finishes.
@@ -9,12 +10,42 @@ answered, so the budget is held from the first byte until the request finishes.
 from __future__ import annotations
 
 import asyncio
+import email.message
 import math
 import time
 
 from starlette.types import Message, Receive
 
-from sigreward.api.early import EarlyResponse
+from sigreward.api.errors import ApiError
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def is_json_content_type(value: bytes | None) -> bool:
+    """application/json or application/*+json, parameters (charset) allowed; as FastAPI."""
+    if not value:
+        return False
+    message = email.message.Message()
+    message["content-type"] = value.decode("latin-1")
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def content_type_refusal(
+    method: str, content_type: bytes | None, has_body: bool
+) -> ApiError | None:
+    """The 415 for a non-empty body of POST / PUT / PATCH that is not sent as JSON (the caller
+    raises it when the request goes to a route)."""
+    if not has_body or method not in _BODY_METHODS or is_json_content_type(content_type):
+        return None
+    sent = (content_type or b"").decode("latin-1")
+    return ApiError(
+        415,
+        "the request body must be JSON sent with Content-Type: application/json "
+        + (f"(got Content-Type: {sent})" if sent else "(no Content-Type was sent)"),
+    )
 
 
 class BodyBudget:
@@ -65,15 +96,14 @@ class BodyBudget:
                 waiter.set_result(None)
 
 
-def _busy(budget: BodyBudget) -> EarlyResponse:
-    return EarlyResponse(
+def _busy(budget: BodyBudget) -> ApiError:
+    return ApiError(
         429,
         f"the server holds its limit of {budget.limit} bytes of request bodies in flight; "
         "retry shortly",
         type="server_busy",
         # The body was not read: the connection cannot carry another request.
-        connection="close",
-        **{"retry-after": str(max(1, math.ceil(budget.wait_s)))},
+        headers={"connection": "close", "retry-after": str(max(1, math.ceil(budget.wait_s)))},
     )
 
 
@@ -86,17 +116,17 @@ class BodyReader:
         self.chunk_timeout_s = chunk_timeout_s
         self.reserved = 0
 
-    def _too_large(self, declared: int | None) -> EarlyResponse:
+    def _too_large(self, declared: int | None) -> ApiError:
         size = f"request body of {declared} bytes" if declared is not None else "request body"
-        return EarlyResponse(
+        return ApiError(
             413,
             f"{size} exceeds the limit of {self.max_body} bytes",
-            connection="close",
+            headers={"connection": "close"},
         )
 
     async def read(self, declared: int | None, receive: Receive) -> Message:
         """The whole body as one ``http.request`` message, or the disconnect message when the
-        client went away. Raises EarlyResponse for 408 / 413 / 429."""
+        client went away. Raises ApiError for 408 / 413 / 429."""
         if declared is not None and declared > self.max_body:
             raise self._too_large(declared)
         deadline = time.monotonic() + self.budget.wait_s
@@ -109,11 +139,11 @@ class BodyReader:
             try:
                 message = await asyncio.wait_for(receive(), self.chunk_timeout_s)
             except TimeoutError:
-                raise EarlyResponse(
+                raise ApiError(
                     408,
                     f"no part of the request body arrived for {self.chunk_timeout_s:g} s",
                     type="request_timeout",
-                    connection="close",
+                    headers={"connection": "close"},
                 ) from None
             if message["type"] != "http.request":
                 return message  # the client went away

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -10,8 +9,6 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-logger = logging.getLogger("sigreward.api")
 
 # Envelope "type" per status code, for errors raised without an explicit type.
 ERROR_TYPES: dict[int, str] = {
@@ -47,6 +44,9 @@ class ApiError(HTTPException):
         self.param = param
         self.type = type or ERROR_TYPES.get(status_code, "error")
 
+    def envelope(self) -> dict[str, Any]:
+        return envelope(self.status_code, self.message, self.param, self.type)
+
 
 def envelope(
     status_code: int, message: str, param: str | None = None, type: str | None = None
@@ -60,16 +60,8 @@ def envelope(
     }
 
 
-def error_response(
-    status_code: int,
-    message: str,
-    param: str | None = None,
-    type: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        envelope(status_code, message, param, type), status_code=status_code, headers=headers
-    )
+def error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.envelope(), status_code=error.status_code, headers=error.headers)
 
 
 def loc_to_param(loc: Sequence[str | int]) -> str | None:
@@ -112,53 +104,33 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
         ctx = errors[0].get("ctx") or {}
         position = errors[0].get("loc", ("body", None))[-1]
         return error_response(
-            400,
-            f"malformed JSON body: {ctx.get('error', 'decode error')} (at character {position})",
-            type="invalid_json",
+            ApiError(
+                400,
+                f"malformed JSON body: {ctx.get('error', 'decode error')} (at character {position})",
+                type="invalid_json",
+            )
         )
     first = errors[0] if errors else {"msg": "invalid request", "loc": ()}
     param = _error_param(first)
     message = _validation_message(first, param)
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error(s))"
-    return error_response(422, message, param)
+    return error_response(ApiError(422, message, param))
 
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    headers = dict(exc.headers or {})
     if isinstance(exc, ApiError):
-        return error_response(exc.status_code, exc.message, exc.param, exc.type, headers)
+        return error_response(exc)
     if exc.status_code == 404:
         message = f"no route for {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"method {request.method} not allowed on {request.url.path}"
     else:
         message = str(exc.detail)
-    return error_response(exc.status_code, message, None, None, headers)
-
-
-async def _unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
-    from sigreward.store import StoreUnavailable
-
-    if isinstance(exc, StoreUnavailable):
-        # A store call outside the domain mapping (sigreward.api.deps): still retryable.
-        return error_response(
-            503,
-            f"the run store is unavailable ({exc}); retry the request",
-            headers={"Retry-After": "2"},
-        )
-    logger.error(
-        "unhandled error on %s %s (request id %s)",
-        request.method,
-        request.url.path,
-        request.headers.get("x-request-id"),
-        exc_info=exc,
-    )
-    return error_response(500, "internal server error")
+    return error_response(ApiError(exc.status_code, message, headers=exc.headers))
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    app.add_exception_handler(Exception, _unhandled_handler)

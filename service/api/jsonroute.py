@@ -2,7 +2,7 @@
 never occupies it: probes and other requests stay fast while it is handled.
 
 The middleware either parsed the body already (small or suspicious bodies: the document is in
-the request state) or checked that it is clean UTF-8 and left it. Here the document is
+the request context) or checked that it is clean UTF-8 and left it. Here the document is
 validated against the route's body model, or the raw bytes are validated straight into the
 model by pydantic's JSON parser, in the app's parse thread (``sigreward.api.parsing``). FastAPI
 then finds the validated model in the request's JSON cache and accepts it as is.
@@ -19,10 +19,10 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sigreward.api.bodies import is_json_content_type
+from sigreward.api.context import context_of
 from sigreward.api.errors import ApiError
-from sigreward.api.middleware import is_json_content_type
-
-_MISSING = object()
+from sigreward.api.jsonbody import UNPARSED
 
 
 def _body_errors(exc: ValidationError) -> list[dict[str, Any]]:
@@ -65,9 +65,9 @@ class ParsedJsonRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             if adapter is not None:
                 parser = request.app.state.service.json_parser
-                # Popped: the document is garbage once validated (memory budget).
-                document = request.scope.get("state", {}).pop("json_body", _MISSING)
-                if document is not _MISSING:
+                # Taken: the document is garbage once validated (memory budget).
+                document = context_of(request).take_json_body()
+                if document is not UNPARSED:
                     request._json = await parser.run(validate_document, document)
                 elif is_json_content_type(request.headers.get("content-type", "").encode()):
                     raw = await request.body()

@@ -30,6 +30,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from sigreward.api.context import context_of
 from sigreward.api.deps import in_thread, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
@@ -171,7 +172,8 @@ async def get_reward(
         if label is None:
             raise ApiError(422, f"labels[{i}]: required", param=f"labels[{i}]")
 
-    request.state.run_id = run_id
+    ctx = context_of(request)
+    ctx.run_id = run_id
     await _check_run_exists(request, run_id)
     derived = step is None
     if derived:
@@ -184,8 +186,8 @@ async def get_reward(
                 param="step",
             )
     else:
-        request.state.step = step
-    request.state.samples = n
+        ctx.step = step
+    ctx.samples = n
 
     samples: list[RewardSample] = []
     found: list[bool] = []
@@ -202,9 +204,9 @@ async def get_reward(
         )
     if state.settings.log_responses:
         # As for /v1/rewards: the response texts (what follows each prompt), never by default.
-        request.state.logged_texts = [s.response for s in samples]
+        ctx.logged_texts = [s.response for s in samples]
     timing = Timing()
-    request.state.timing = timing
+    ctx.timing = timing
     # OpenRLHF resends a request whose answer it lost (timeout, proxy error) with the same body
     # a second or so later; without sample ids, only the body and its timing can tell.
     retry = RetryCheck(
@@ -216,7 +218,7 @@ async def get_reward(
     # step None: chosen from the run's sample counter inside the submit transaction.
     result = await score_and_submit(state, run_id, step, samples, timing, retry)
     step = result.step
-    request.state.step = step
+    ctx.step = step
     assert result.schedule is not None
     rewards = [r.reward for r in result.samples]
     out: dict[str, Any] = {

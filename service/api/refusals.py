@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import parse_qs
 
 from sigreward.api.url_key import redact
@@ -19,10 +17,11 @@ log = logging.getLogger("sigreward.refused")
 _RUN_PATH_PREFIX = "/v1/runs/"
 
 
-def run_id_of(path: str, query_string: bytes, state: Mapping[str, Any]) -> str | None:
-    """The run a request names: set by its route, or in ``?run_id=``, or in /v1/runs/{id}."""
-    if state.get("run_id"):
-        return str(state["run_id"])
+def run_id_of(path: str, query_string: bytes, named: str | None) -> str | None:
+    """The run a request names: ``named`` by its route, or in ``?run_id=``, or in
+    /v1/runs/{id}."""
+    if named:
+        return named
     found = parse_qs(query_string.decode("latin-1")).get("run_id")
     if found:
         return found[-1]
@@ -37,7 +36,7 @@ def log_refused(
     query_string: bytes,
     status: int,
     body: bytes,
-    state: Mapping[str, Any],
+    run_id: str | None,
     request_id: str,
 ) -> None:
     """Log the envelope's message of an error answer (4xx and 5xx) at warning level."""
@@ -52,7 +51,7 @@ def log_refused(
         "status": status,
         "error": kind,
         "param": param,
-        "run_id": run_id_of(path, query_string, state),
+        "run_id": run_id_of(path, query_string, run_id),
         "request_id": request_id,
     }
     log.warning(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from sigreward.api.context import context_of
 from sigreward.api.deps import service_state
 from sigreward.api.jsonroute import ParsedJsonRoute
 from sigreward.api.protocol import (
@@ -27,15 +28,16 @@ router = APIRouter(tags=["rewards"], route_class=ParsedJsonRoute)
 )
 async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:
     state = service_state(request)
-    request.state.run_id = body.run_id
-    request.state.step = body.step
-    request.state.samples = len(body.samples)
+    ctx = context_of(request)
+    ctx.run_id = body.run_id
+    ctx.step = body.step
+    ctx.samples = len(body.samples)
     if state.settings.log_responses:
-        request.state.logged_texts = [s.response for s in body.samples]
+        ctx.logged_texts = [s.response for s in body.samples]
     timing = Timing()
-    request.state.timing = timing
+    ctx.timing = timing
     result = await score_and_submit(state, body.run_id, body.step, body.samples, timing)
-    request.state.step = result.step  # the counted one when the request had none
+    ctx.step = result.step  # the counted one when the request had none
     assert result.schedule is not None
     return RewardsResponse(
         run_id=result.run_id,

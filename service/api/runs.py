@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Request, Response
 
+from sigreward.api.context import context_of
 from sigreward.api.deps import RunIdPath, in_thread, runs_of, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
@@ -39,7 +40,7 @@ async def put_run(
     run_id: RunIdPath,
     patch: Annotated[RunConfigPatch | None, Body(examples=[_PUT_EXAMPLE])] = None,
 ) -> RunResponse:
-    request.state.run_id = run_id
+    context_of(request).run_id = run_id
     state = service_state(request)
     patch = patch or RunConfigPatch()
     if patch.significance == "classifier" and not state.model_loaded:
@@ -73,7 +74,7 @@ def _param_of(message: str) -> str | None:
     summary="A run's configuration, schedule and per-step history",
 )
 async def get_run(request: Request, run_id: RunIdPath) -> RunResponse:
-    request.state.run_id = run_id
+    context_of(request).run_id = run_id
     view = await in_thread(runs_of(request).get_run, run_id)
     return RunResponse.model_validate(view.to_dict())
 
@@ -86,7 +87,7 @@ async def get_run(request: Request, run_id: RunIdPath) -> RunResponse:
     summary="Delete a run and everything it owns",
 )
 async def delete_run(request: Request, run_id: RunIdPath) -> Response:
-    request.state.run_id = run_id
+    context_of(request).run_id = run_id
     await in_thread(runs_of(request).delete_run, run_id)
     service_state(request).metrics.forget_run(run_id)
     return Response(status_code=204)
@@ -103,8 +104,9 @@ async def finish_step(
     run_id: RunIdPath,
     step: Annotated[int, Path(ge=0, le=2**62, examples=[120])],
 ) -> RunResponse:
-    request.state.run_id = run_id
-    request.state.step = step
+    ctx = context_of(request)
+    ctx.run_id = run_id
+    ctx.step = step
     state = service_state(request)
     view = await in_thread(runs_of(request).finish, run_id, step)
     state.metrics.observe_k(run_id, view.schedule.k)

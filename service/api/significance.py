@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from sigreward.api.context import context_of
 from sigreward.api.deps import domain_error, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
@@ -62,8 +63,9 @@ async def significance(request: Request, body: SignificanceRequest) -> Significa
     assert state.batcher is not None
     threshold = body.significance_threshold or DEFAULT_THRESHOLD
     timing = Timing()
-    request.state.timing = timing
-    request.state.samples = len(items)
+    ctx = context_of(request)
+    ctx.timing = timing
+    ctx.samples = len(items)
     try:
         if body.texts is not None:
             details = await state.batcher.inspect_texts(body.texts, threshold, timing)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigreward.api.bodies import BodyBudget
 from sigreward.api.parsing import JsonParser
 from sigreward.batching import Batcher
 from sigreward.domain.runs import RunService
@@ -28,8 +29,14 @@ class ServiceState:
     in_flight: int = 0
     started_at: float = field(default_factory=time.time)
     warmup_task: asyncio.Task[None] | None = None
-    body_budget: Any = None  # sigreward.api.bodies.BodyBudget, set by the middleware
     json_parser: JsonParser = field(default_factory=JsonParser)
+    # Bytes of request bodies in flight, shared by every request to this app.
+    body_budget: BodyBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.body_budget = BodyBudget(
+            self.settings.max_inflight_body_bytes, self.settings.body_wait_s
+        )
 
     @property
     def model_loaded(self) -> bool:
