@@ -70,7 +70,7 @@ def test_triton_override_runs_the_kernel(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_package_imports_and_runs_without_triton() -> None:
     code = (
         "import sys; sys.modules['triton'] = None\n"
-        "import torch, kernels\n"
+        "import torch, sigreward.kernels\n"
         "assert sigreward.kernels.kernel_backend('cuda') == 'torch', 'triton must not be chosen'\n"
         "one = torch.tensor([0, 1], dtype=torch.int32)\n"
         "out = sigreward.kernels.significance_postprocess(torch.zeros(1), one, one, one, 0.5)\n"
