@@ -93,7 +93,7 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def _check_store(settings: Any) -> str | None:
+def _check_store(settings: Settings) -> str | None:
     """Open (and create) the store once before serving, so a bad --database-url or an
     unwritable --data-dir is one clear line instead of a failed-startup traceback."""
     from sigreward.store import make_store
