@@ -46,6 +46,10 @@ EXP_COEFFS = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2
 EXP_FLOOR = -86.0
 
 
+# cu_words, cu_segments, cu_samples
+Offsets = tuple[Tensor, Tensor, Tensor]
+
+
 class SignificanceOutput(NamedTuple):
     word_values: Tensor  # (W,) min-max normalised per segment: float32 logits, float64 values
     significant: Tensor  # (N,) int32
@@ -70,11 +74,8 @@ def significance_postprocess(
     validate: bool = True,
 ) -> SignificanceOutput:
     """Normalised word values and per-sample significant / insignificant counts."""
-    dtype = compute_dtype(input_kind)
-    check_threshold(threshold)
-    if validate:
-        check_scores(scores)
-        check_offsets(scores.shape[0], cu_words, cu_segments, cu_samples, scores.device)
+    offsets = (cu_words, cu_segments, cu_samples)
+    dtype = check_scores_call(scores, offsets, threshold, input_kind, validate)
     values = scores.to(dtype)
     if input_kind == "logit_diff":
         values = keep_probability(values)
@@ -93,10 +94,8 @@ def significance_postprocess_fused(
     validate: bool = True,
 ) -> SignificanceOutput:
     """As ``significance_postprocess`` with logit diff = hidden @ w_diff + b_diff (fp32)."""
-    check_threshold(threshold)
-    if validate:
-        check_head(hidden, w_diff, b_diff)
-        check_offsets(hidden.shape[0], cu_words, cu_segments, cu_samples, hidden.device)
+    offsets = (cu_words, cu_segments, cu_samples)
+    check_fused_call(hidden, w_diff, b_diff, offsets, threshold, validate)
     scores = head_logit_diff(hidden, w_diff, b_diff)
     return _postprocess(keep_probability(scores), cu_words, cu_segments, cu_samples, threshold)
 
@@ -190,6 +189,35 @@ def _postprocess(
 
 
 # --- validation -----------------------------------------------------------------------------
+
+
+def check_scores_call(
+    scores: Tensor, offsets: Offsets, threshold: float, input_kind: str, validate: bool
+) -> torch.dtype:
+    """The checks of a ``significance_postprocess`` call (both backends); its compute dtype.
+
+    ``validate=False`` skips the checks that read the tensors (they cost a device sync)."""
+    dtype = compute_dtype(input_kind)
+    check_threshold(threshold)
+    if validate:
+        check_scores(scores)
+        check_offsets(scores.shape[0], *offsets, scores.device)
+    return dtype
+
+
+def check_fused_call(
+    hidden: Tensor,
+    w_diff: Tensor,
+    b_diff: float | Tensor,
+    offsets: Offsets,
+    threshold: float,
+    validate: bool,
+) -> None:
+    """The checks of a ``significance_postprocess_fused`` call (both backends)."""
+    check_threshold(threshold)
+    if validate:
+        check_head(hidden, w_diff, b_diff)
+        check_offsets(hidden.shape[0], *offsets, hidden.device)
 
 
 def check_threshold(threshold: float) -> None:

@@ -33,11 +33,8 @@ from sigreward.kernels.reference import (
     LN2_LO,
     LOG2E,
     SignificanceOutput,
-    check_head,
-    check_offsets,
-    check_scores,
-    check_threshold,
-    compute_dtype,
+    check_fused_call,
+    check_scores_call,
 )
 
 # a * b + c must stay two rounded operations, as in the reference (Triton's default contracts
@@ -202,11 +199,8 @@ def significance_postprocess_triton(
     num_warps: int = 4,
 ) -> SignificanceOutput:
     """Triton launcher of ``significance_postprocess``; ``block`` words per tile (power of 2)."""
-    dtype = compute_dtype(input_kind)
-    check_threshold(threshold)
-    if validate:
-        check_scores(scores)
-        check_offsets(scores.shape[0], cu_words, cu_segments, cu_samples, scores.device)
+    offsets = (cu_words, cu_segments, cu_samples)
+    dtype = check_scores_call(scores, offsets, threshold, input_kind, validate)
     return _launch(
         scores.contiguous(), None, None, None, cu_words, cu_segments, cu_samples, threshold,
         dtype, input_kind == "logit_diff", block, num_warps,
@@ -227,10 +221,8 @@ def significance_postprocess_fused_triton(
     num_warps: int = 4,
 ) -> SignificanceOutput:
     """Triton launcher of the fused-head variant: logit diff = hidden @ w_diff + b_diff."""
-    check_threshold(threshold)
-    if validate:
-        check_head(hidden, w_diff, b_diff)
-        check_offsets(hidden.shape[0], cu_words, cu_segments, cu_samples, hidden.device)
+    offsets = (cu_words, cu_segments, cu_samples)
+    check_fused_call(hidden, w_diff, b_diff, offsets, threshold, validate)
     if hidden.stride(1) != 1:
         hidden = hidden.contiguous()
     if isinstance(b_diff, Tensor):

@@ -17,13 +17,16 @@ import contextvars
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sigreward.domain.types import Counts, UnitDetail
 from sigreward.metrics import Metrics
+
+if TYPE_CHECKING:  # the engine package imports torch; the batcher itself needs none of it
+    from sigreward.engine import Engine
 
 # UTF-8 bytes per classifier token used for the queue estimate. WordPiece / SentencePiece
 # average about four characters per token on English (one byte each), and about one token per
@@ -37,15 +40,6 @@ MAX_RETRY_AFTER_S = 3600
 CLIENT_GONE: contextvars.ContextVar[asyncio.Future[None] | None] = contextvars.ContextVar(
     "sigreward_client_gone", default=None
 )
-
-
-class Engine(Protocol):
-    has_model: bool
-
-    def count_texts(self, texts: list[str], threshold: float) -> list[Counts]: ...
-    def count_values(self, values: list[list[float]], threshold: float) -> list[Counts]: ...
-    def inspect_texts(self, texts: list[str], threshold: float) -> list[UnitDetail]: ...
-    def inspect_values(self, values: list[list[float]], threshold: float) -> list[UnitDetail]: ...
 
 
 class QueueFull(Exception):
@@ -78,7 +72,8 @@ class ClientGone(Exception):
         )
 
 
-KINDS = ("count_texts", "count_values", "inspect_texts", "inspect_values")
+# An engine call: (texts or value lists, threshold) -> one result per input.
+EngineCall = Callable[[list[Any], float], list[Any]]
 
 
 def estimate_text_tokens(text: str) -> int:
@@ -114,6 +109,13 @@ class Batcher:
         metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        # The engine method each job kind runs.
+        self._calls: dict[str, EngineCall] = {
+            "count_texts": engine.count_texts,
+            "count_values": engine.count_values,
+            "inspect_texts": engine.inspect_texts,
+            "inspect_values": engine.inspect_values,
+        }
         self.max_batch_tokens = max(1, max_batch_tokens)
         self.max_queue_tokens = max(1, max_queue_tokens)
         self.metrics = metrics
@@ -123,7 +125,7 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Engine calls in flight at once: 1 (serialised) unless the engine says it pipelines.
-        self.depth = max(1, int(getattr(engine, "max_concurrent_calls", 1)))
+        self.depth = max(1, engine.max_concurrent_calls)
         self._executor = ThreadPoolExecutor(
             max_workers=self.depth, thread_name_prefix="sigreward-engine"
         )
@@ -195,7 +197,7 @@ class Batcher:
         tokens: int,
         timing: Timing | None = None,
     ) -> list[Any]:
-        if kind not in KINDS:
+        if kind not in self._calls:
             raise ValueError(f"unknown job kind {kind!r}")
         if not items:
             return []
@@ -315,7 +317,7 @@ class Batcher:
             job.timing.queue_ms = (started - job.enqueued_at) * 1000.0
         try:
             results = await loop.run_in_executor(
-                self._executor, getattr(self.engine, kind), items, threshold
+                self._executor, self._calls[kind], items, threshold
             )
             error: BaseException | None = None
         except Exception as exc:
@@ -342,7 +344,7 @@ class Batcher:
         if not job.future.done():
             try:
                 results = await loop.run_in_executor(
-                    self._executor, getattr(self.engine, job.kind), job.items, job.threshold
+                    self._executor, self._calls[job.kind], job.items, job.threshold
                 )
             except Exception as exc:
                 error = exc

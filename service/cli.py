@@ -9,152 +9,83 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import logging
 import os
 import signal
 import sys
 import time
+import typing
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from pydantic.fields import FieldInfo
+
+if TYPE_CHECKING:
+    from sigreward.settings import Settings
 
 logger = logging.getLogger("sigreward.cli")
 
 
-def _add_serve_parser(subparsers: Any) -> None:
-    p = subparsers.add_parser("serve", help="run the HTTP reward service")
-    p.add_argument("--host", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TCP port (default 8000)")
-    p.add_argument("--data-dir", help="directory of the SQLite store (default ./data)")
-    p.add_argument("--model", help="LLMLingua-2 style checkpoint: local directory or hub id")
-    p.add_argument("--database-url", help="postgresql://... to share runs between replicas")
-    p.add_argument(
-        "--api-key",
-        action="append",
-        dest="api_keys",
-        help="accepted bearer token (repeatable; also SIGREWARD_API_KEYS, comma-separated)",
-    )
-    p.add_argument("--max-body-bytes", type=int)
-    p.add_argument("--max-batch-tokens", type=int)
-    p.add_argument("--max-queue-tokens", type=int)
-    p.add_argument("--max-samples", type=int)
-    p.add_argument("--max-chars-per-response", type=int)
-    p.add_argument("--drain-timeout", type=float, dest="drain_timeout_s", help="seconds")
-    p.add_argument(
-        "--retry-window",
-        type=float,
-        dest="retry_window_s",
-        help="seconds within which an identical /get_reward request is a resent one (0: off)",
-    )
-    p.add_argument(
-        "--max-inflight-body-bytes",
-        type=int,
-        help="bytes of request bodies held at once (default 64 MiB); beyond it wait, then 429",
-    )
-    p.add_argument(
-        "--body-wait",
-        type=float,
-        dest="body_wait_s",
-        help="seconds a body waits for room in that budget before 429 (default 5)",
-    )
-    p.add_argument(
-        "--header-timeout",
-        type=float,
-        dest="header_timeout_s",
-        help="seconds a connection may take to send its request headers (default 10)",
-    )
-    p.add_argument(
-        "--body-timeout",
-        type=float,
-        dest="body_timeout_s",
-        help="seconds a request body may pause between chunks before 408 (default 30)",
-    )
-    p.add_argument(
-        "--max-connections",
-        type=int,
-        help="open connections at once (default 1024); beyond it new requests get 503",
-    )
-    p.add_argument(
-        "--metrics-open",
-        action="store_true",
-        default=None,
-        help="serve /metrics without a bearer token even when API keys are set",
-    )
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--dtype", help="auto | fp32 | bf16")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    p.add_argument(
-        "--log-responses",
-        action="store_true",
-        default=None,
-        help="include response texts in the request log (off by default: privacy)",
-    )
+def _flag(name: str, field: FieldInfo) -> str:
+    """``--max-samples`` for max_samples; seconds drop their unit (``--drain-timeout``)."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    flag = extra.get("flag")
+    if isinstance(flag, str):
+        return flag
+    return "--" + name.removesuffix("_s").replace("_", "-")
 
 
-_SETTINGS_FIELDS = (
-    "host",
-    "port",
-    "data_dir",
-    "model",
-    "database_url",
-    "api_keys",
-    "max_body_bytes",
-    "max_batch_tokens",
-    "max_queue_tokens",
-    "max_samples",
-    "max_chars_per_response",
-    "drain_timeout_s",
-    "retry_window_s",
-    "max_inflight_body_bytes",
-    "body_wait_s",
-    "header_timeout_s",
-    "body_timeout_s",
-    "max_connections",
-    "metrics_open",
-    "device",
-    "dtype",
-    "log_level",
-    "log_responses",
-)
-
-
-def _env_api_keys() -> list[str] | None:
-    """SIGREWARD_API_KEYS as a JSON list or a comma-separated string."""
-    raw = os.environ.get("SIGREWARD_API_KEYS")
-    if raw is None:
+def _shown_default(field: FieldInfo) -> str | None:
+    default = field.get_default(call_default_factory=True)
+    if default is None or default is False or default == []:
         return None
-    raw = raw.strip()
-    if raw.startswith("["):
-        keys = json.loads(raw)
-        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-            raise ValueError("SIGREWARD_API_KEYS: expected a JSON list of strings")
-        return [k for k in keys if k]
-    return [k.strip() for k in raw.split(",") if k.strip()]
+    if isinstance(default, Path) and not default.is_absolute():
+        return f"./{default}"
+    return f"{default:g}" if isinstance(default, float) else str(default)
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
+def _add_setting(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -> None:
+    """One flag for a Settings field. Its default stays None, so that an unset flag leaves
+    the SIGREWARD_* variable or the field's default in charge."""
+    help_text = field.description or ""
+    default = _shown_default(field)
+    if default is not None:
+        help_text += f" (default {default})"
+    kwargs: dict[str, Any] = {"dest": name, "help": help_text}
+    annotation = field.annotation
+    if annotation is bool:
+        kwargs.update(action="store_true", default=None)
+    elif typing.get_origin(annotation) is list:
+        kwargs["action"] = "append"
+    elif annotation in (int, float):
+        kwargs["type"] = annotation
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    if "choices" in extra:
+        kwargs["choices"] = extra["choices"]
+    parser.add_argument(_flag(name, field), **kwargs)
+
+
+def _add_serve_parser(subparsers: Any) -> None:
+    from sigreward.settings import Settings
+
+    p = subparsers.add_parser("serve", help="run the HTTP reward service")
+    for name, field in Settings.model_fields.items():
+        _add_setting(p, name, field)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from flags over SIGREWARD_* variables over defaults."""
     from sigreward.settings import Settings
 
     overrides = {
         name: getattr(args, name)
-        for name in _SETTINGS_FIELDS
+        for name in Settings.model_fields
         if getattr(args, name, None) is not None
     }
-    # pydantic-settings only reads JSON for list fields; accept "a,b" as operators expect.
-    env_keys = _env_api_keys()
-    saved = os.environ.pop("SIGREWARD_API_KEYS", None)
-    try:
-        settings = Settings(**overrides)
-    finally:
-        if saved is not None:
-            os.environ["SIGREWARD_API_KEYS"] = saved
-    if "api_keys" not in overrides and env_keys is not None:
-        settings.api_keys = env_keys
-    return settings
+    return Settings(**overrides)
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -162,7 +93,7 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
-def _check_store(settings: Any) -> str | None:
+def _check_store(settings: Settings) -> str | None:
     """Open (and create) the store once before serving, so a bad --database-url or an
     unwritable --data-dir is one clear line instead of a failed-startup traceback."""
     from sigreward.store import make_store

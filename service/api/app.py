@@ -1,7 +1,7 @@
 """The FastAPI application: ``create_app(settings, engine=None)``.
 
-The lifespan builds the store, the engine (unless one is passed), the RunService and the
-batcher, and keeps them on ``app.state.service``; a model is warmed up in the background and
+The lifespan builds the store, the engine (unless one is passed), the RunService, the batcher
+and the label verifier, and keeps them on ``app.state.service``; a model is warmed up in the background and
 /readyz turns 200 once it is. Nothing lives at module level, so several apps (tests, replicas)
 can share one process.
 """
@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -25,14 +25,18 @@ from sigreward.api.middleware import ServiceMiddleware
 from sigreward.api.state import ServiceState
 from sigreward.batching import Batcher
 from sigreward.domain.runs import RunService
+from sigreward.domain.verify import LabelVerifier
 from sigreward.metrics import Metrics
 from sigreward.settings import Settings
 from sigreward.store import make_store
 
+if TYPE_CHECKING:  # the engine package imports torch; build_engine imports it when called
+    from sigreward.engine import Engine
+
 logger = logging.getLogger("sigreward.api")
 
 
-def build_engine(settings: Settings) -> Any:
+def build_engine(settings: Settings) -> Engine:
     """The SignificanceEngine for ``settings`` (values only when no model is configured).
 
     Raises ``sigreward.engine.ModelLoadError`` when the checkpoint cannot be loaded.
@@ -47,9 +51,9 @@ def build_engine(settings: Settings) -> Any:
     )
 
 
-async def _warm_up(state: ServiceState) -> None:
+async def _warm_up(state: ServiceState, engine: Engine) -> None:
     try:
-        await asyncio.to_thread(state.engine.warmup)
+        await asyncio.to_thread(engine.warmup)
     except Exception:
         logger.exception("model warm-up failed; /readyz stays 503")
         return
@@ -59,31 +63,25 @@ async def _warm_up(state: ServiceState) -> None:
         logger.info("model warmed up; ready")
 
 
-def _shutdown_verifier() -> None:
-    import sys
-
-    module = sys.modules.get("sigreward.domain.verify")
-    if module is not None and hasattr(module, "shutdown"):
-        module.shutdown()
-
-
 def _lifespan(state: ServiceState) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings = state.settings
         state.store = await asyncio.to_thread(make_store, settings)
         try:
-            if state.engine is None:
-                state.engine = await asyncio.to_thread(build_engine, settings)
+            engine = state.engine
+            if engine is None:
+                engine = state.engine = await asyncio.to_thread(build_engine, settings)
             state.runs = RunService(
-                state.store, state.model_loaded, on_k_warning=state.metrics.k_warning
+                state.store, engine.has_model, on_k_warning=state.metrics.k_warning
             )
+            state.verifier = LabelVerifier()
             state.batcher = Batcher(
-                state.engine, settings.max_batch_tokens, settings.max_queue_tokens, state.metrics
+                engine, settings.max_batch_tokens, settings.max_queue_tokens, state.metrics
             )
             state.batcher.start()
-            if state.model_loaded:
-                state.warmup_task = asyncio.create_task(_warm_up(state))
+            if engine.has_model:
+                state.warmup_task = asyncio.create_task(_warm_up(state, engine))
             else:
                 state.ready = True
                 state.metrics.ready.set(1)
@@ -96,7 +94,8 @@ def _lifespan(state: ServiceState) -> Any:
             if state.batcher is not None:
                 await state.batcher.stop()
             state.json_parser.close()
-            await asyncio.to_thread(_shutdown_verifier)
+            if state.verifier is not None:
+                await asyncio.to_thread(state.verifier.close)
             await asyncio.to_thread(state.store.close)
 
     return lifespan
@@ -126,7 +125,7 @@ def _custom_openapi(app: FastAPI, settings: Settings) -> Any:
     return openapi
 
 
-def create_app(settings: Settings, engine: Any = None) -> FastAPI:
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The HTTP service for ``settings``; ``engine`` overrides the one built from settings."""
     state = ServiceState(settings=settings, metrics=Metrics(), engine=engine)
     app = FastAPI(

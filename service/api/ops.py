@@ -84,14 +84,15 @@ async def info(request: Request) -> InfoResponse:
     state = service_state(request)
     settings = state.settings
     engine = state.engine
+    model = engine if engine is not None and engine.has_model else None
     return InfoResponse(
         version=sigreward.__version__,
-        significance_modes=["classifier", "values"] if state.model_loaded else ["values"],
-        model=getattr(engine, "model_name", None) if state.model_loaded else None,
-        device=str(getattr(engine, "device", "cpu")),
-        dtype=getattr(engine, "dtype", None) if state.model_loaded else None,
-        exact=(getattr(engine, "dtype", None) == "fp32") if state.model_loaded else None,
-        kernel_backend=str(getattr(engine, "kernel_backend", "torch")),
+        significance_modes=["classifier", "values"] if model is not None else ["values"],
+        model=model.model_name if model is not None else None,
+        device=engine.device if engine is not None else "cpu",
+        dtype=model.dtype if model is not None else None,
+        exact=model.dtype == "fp32" if model is not None else None,
+        kernel_backend=engine.kernel_backend if engine is not None else "torch",
         store="postgresql" if settings.database_url else "sqlite",
         auth=bool(settings.api_keys),
         ready=state.ready and not state.draining,

@@ -20,6 +20,7 @@ from sigreward.bounds import MAX_LABEL_CHARS
 from sigreward.domain.run_config import RunConfig
 from sigreward.domain.runs import RetryCheck
 from sigreward.domain.types import Counts, SampleInput, SubmitResult
+from sigreward.domain.verify import LabelVerifier, VerifierUnavailable
 
 
 def check_limits(state: ServiceState, samples: Sequence[RewardSample]) -> None:
@@ -119,25 +120,19 @@ def check_modes(state: ServiceState, config: RunConfig, samples: Sequence[Reward
                 )
 
 
-async def _verify(config: RunConfig, samples: Sequence[RewardSample]) -> dict[int, bool]:
+async def _verify(
+    verifier: LabelVerifier, config: RunConfig, samples: Sequence[RewardSample]
+) -> dict[int, bool]:
     wanted = [i for i, s in enumerate(samples) if s.correct is None]
     if not wanted:
         return {}
-    try:
-        from sigreward.domain import (
-            verify,  # math-verify is heavy to import: only when labels are sent
-        )
-    except ImportError:
-        index = wanted[0]
-        raise _fail(index, "correct", "required (this server cannot verify labels)") from None
-
     labels = [samples[i].label or "" for i in wanted]
     responses = [samples[i].response or "" for i in wanted]
     try:
-        results = await in_thread(verify.verify_many, labels, responses, config.verifier)
+        results = await in_thread(verifier.verify_many, labels, responses, config.verifier)
     except ValueError as exc:
         raise ApiError(422, f"verifier: {exc}", param="verifier") from exc
-    except verify.VerifierUnavailable as exc:
+    except VerifierUnavailable as exc:
         # Never store an outcome that was not verified: the client retries the request.
         raise ApiError(503, f"{exc}; retry the request", headers={"Retry-After": "1"}) from exc
     return dict(zip(wanted, results, strict=True))
@@ -210,7 +205,7 @@ async def score_and_submit(
     transaction (``RunService.submit_counted``; the run must exist and set
     ``samples_per_step``). ``retry``: answer a recent identical request from its result.
     """
-    if state.runs is None or state.batcher is None:
+    if state.runs is None or state.batcher is None or state.verifier is None:
         raise ApiError(503, "the server is not ready yet")
     if not samples:
         raise ApiError(422, "samples: at least one sample is required", param="samples")
@@ -219,7 +214,7 @@ async def score_and_submit(
         await check_counted_run(state, run_id)
     config: RunConfig = await in_thread(state.runs.validate, run_id, samples)
     check_modes(state, config, samples)
-    verified = await _verify(config, samples)
+    verified = await _verify(state.verifier, config, samples)
     try:
         own, refs = await _count(state, config, samples, timing or Timing())
     except Exception as exc:

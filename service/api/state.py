@@ -5,25 +5,30 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sigreward.api.bodies import BodyBudget
 from sigreward.api.parsing import JsonParser
 from sigreward.batching import Batcher
 from sigreward.domain.runs import RunService
+from sigreward.domain.verify import LabelVerifier
 from sigreward.metrics import Metrics
 from sigreward.settings import Settings
 from sigreward.store import Store
+
+if TYPE_CHECKING:  # the engine package imports torch
+    from sigreward.engine import Engine
 
 
 @dataclass
 class ServiceState:
     settings: Settings
     metrics: Metrics
-    engine: Any = None
+    engine: Engine | None = None
     store: Store | None = None
     runs: RunService | None = None
     batcher: Batcher | None = None
+    verifier: LabelVerifier | None = None
     ready: bool = False
     draining: bool = False
     in_flight: int = 0
@@ -40,7 +45,7 @@ class ServiceState:
 
     @property
     def model_loaded(self) -> bool:
-        return bool(getattr(self.engine, "has_model", False))
+        return self.engine is not None and self.engine.has_model
 
     def start_draining(self) -> None:
         """SIGTERM: /readyz turns 503 at once and new work is refused.

@@ -7,10 +7,12 @@ Samples may carry ``label`` instead of ``correct``; the run option ``verifier`` 
 U+FFFD) is simply not correct. math-verify bounds its sympy work with ``signal.alarm``, which
 only works on a process's main thread, so calls from any other thread (a server's worker
 threads) are sent to a small helper process that runs math-verify on its own main thread.
+``LabelVerifier`` owns that process: it starts it on first use and ``close`` stops it (the
+server's lifespan creates one verifier and closes it at shutdown).
 
 The helper ignores SIGINT and SIGTERM: it shares the server's process group, so Ctrl-C,
-``timeout`` or ``kill -- -PGID`` would otherwise kill it in the middle of a drain. The parent
-stops it (SIGKILL) at shutdown, and it exits by itself when the parent's end of its pipe closes.
+``timeout`` or ``kill -- -PGID`` would otherwise kill it in the middle of a drain. The owner
+stops it (SIGKILL) on close, and it exits by itself when the parent's end of its pipe closes.
 A helper that dies or does not answer in time raises ``VerifierUnavailable`` (the server answers
 a retryable 503 and stores nothing): a failure to verify is never turned into "wrong".
 """
@@ -123,6 +125,9 @@ class _Helper:
         process.start()
         child.close()
         self._process, self._conn = process, parent
+        # Runs before multiprocessing's own exit hook (registered earlier, at import), which
+        # would otherwise SIGTERM the signal-ignoring daemon helper and wait for it forever.
+        atexit.register(self.close)
         return parent
 
     def _stop(self) -> None:
@@ -131,6 +136,8 @@ class _Helper:
         if self._process is not None and self._process.is_alive():
             self._process.kill()
             self._process.join(timeout=5)
+        if self._process is not None:
+            atexit.unregister(self.close)
         self._process, self._conn = None, None
 
     def run(self, batch: list[tuple[Verifier, str, str]]) -> list[bool]:
@@ -157,11 +164,6 @@ class _Helper:
         with self._lock:
             self._stop()
 
-
-_HELPER = _Helper()
-# Registered after multiprocessing's own exit hook, so it runs first: multiprocessing would
-# otherwise SIGTERM the (signal-ignoring) daemon helper and wait for it forever.
-atexit.register(_HELPER.close)
 
 Verifier = Callable[[str, str], bool]
 
@@ -190,34 +192,38 @@ def _on_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def verify(label: str, response: str, verifier: str = "math") -> bool:
-    """True when ``response``'s final answer matches ``label`` under ``verifier``.
+class LabelVerifier:
+    """Checks responses against labels; off the main thread through its own helper process,
+    started on first use and stopped by ``close`` (a later call starts a fresh one)."""
 
-    Raises ValueError for an unknown verifier name and ``VerifierUnavailable`` when the helper
-    process fails; bad text gives False.
-    """
-    return verify_many([label], [response], verifier)[0]
+    def __init__(self) -> None:
+        self._helper = _Helper()
 
+    def verify(self, label: str, response: str, verifier: str = "math") -> bool:
+        """True when ``response``'s final answer matches ``label`` under ``verifier``.
 
-def verify_many(
-    labels: Sequence[str], responses: Sequence[str], verifier: str = "math"
-) -> list[bool]:
-    """``verify`` for many pairs at once (one round trip to the helper off the main thread)."""
-    check = VERIFIERS.get(verifier)
-    if check is None:
-        raise ValueError(f"unknown verifier {verifier!r}; known: {sorted(VERIFIERS)}")
-    if len(labels) != len(responses):
-        raise ValueError(f"{len(labels)} labels but {len(responses)} responses")
-    if not labels:
-        return []
-    if _on_main_thread():
-        return [_run_check(check, lab, res) for lab, res in zip(labels, responses, strict=True)]
-    batch = [
-        (check, _as_text(lab), _as_text(res)) for lab, res in zip(labels, responses, strict=True)
-    ]
-    return _HELPER.run(batch)
+        Raises ValueError for an unknown verifier name and ``VerifierUnavailable`` when the
+        helper process fails; bad text gives False.
+        """
+        return self.verify_many([label], [response], verifier)[0]
 
+    def verify_many(
+        self, labels: Sequence[str], responses: Sequence[str], verifier: str = "math"
+    ) -> list[bool]:
+        """``verify`` for many pairs at once (one round trip to the helper off the main
+        thread)."""
+        check = VERIFIERS.get(verifier)
+        if check is None:
+            raise ValueError(f"unknown verifier {verifier!r}; known: {sorted(VERIFIERS)}")
+        if len(labels) != len(responses):
+            raise ValueError(f"{len(labels)} labels but {len(responses)} responses")
+        if not labels:
+            return []
+        pairs = list(zip(labels, responses, strict=True))
+        if _on_main_thread():
+            return [_run_check(check, label, response) for label, response in pairs]
+        return self._helper.run([(check, _as_text(lab), _as_text(res)) for lab, res in pairs])
 
-def shutdown() -> None:
-    """Stop the helper process (servers call this on shutdown; it restarts on demand)."""
-    _HELPER.close()
+    def close(self) -> None:
+        """Stop the helper process."""
+        self._helper.close()

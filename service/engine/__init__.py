@@ -2,5 +2,6 @@
 
 from sigreward.engine.engine import SignificanceEngine
 from sigreward.engine.errors import ModelLoadError, NoModelError
+from sigreward.engine.protocol import Engine
 
-__all__ = ["ModelLoadError", "NoModelError", "SignificanceEngine"]
+__all__ = ["Engine", "ModelLoadError", "NoModelError", "SignificanceEngine"]

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from sigreward.engine.loader import WINDOW_POSITIONS
+
+if TYPE_CHECKING:
+    from sigreward.engine.engine import SignificanceEngine
 
 
 class SimulatedEncoder:
@@ -64,7 +67,9 @@ class SimulatedEncoder:
             self.busy_seconds, self.positions, self.forwards = 0.0, 0, 0
 
 
-def simulate_device(engine: Any, seconds_per_position: float, seed: int = 0) -> SimulatedEncoder:
+def simulate_device(
+    engine: SignificanceEngine, seconds_per_position: float, seed: int = 0
+) -> SimulatedEncoder:
     """Replace `engine`'s encoder forward by a SimulatedEncoder and return it.
 
     `engine` is a SignificanceEngine with a model whose 2-label head is a separate Linear

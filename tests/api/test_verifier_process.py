@@ -50,35 +50,39 @@ def _off_main_thread(fn: Callable[[], Any]) -> Any:
 
 
 @pytest.fixture
-def helper() -> Iterator[None]:
-    verify.shutdown()
-    yield
+def verifier() -> Iterator[verify.LabelVerifier]:
+    owner = verify.LabelVerifier()
+    yield owner
     verify.VERIFIERS.pop("crash", None)
-    verify.shutdown()
+    owner.close()
 
 
-def test_a_helper_that_dies_raises_instead_of_answering_wrong(helper: None) -> None:
+def test_a_helper_that_dies_raises_instead_of_answering_wrong(
+    verifier: verify.LabelVerifier,
+) -> None:
     verify.register_verifier("crash", crash_helper)
     with pytest.raises(verify.VerifierUnavailable, match="nothing was verified"):
-        _off_main_thread(lambda: verify.verify_many(["4"], ["\\boxed{4}"], "crash"))
+        _off_main_thread(lambda: verifier.verify_many(["4"], ["\\boxed{4}"], "crash"))
     # The next call starts a fresh helper and verifies normally.
-    assert _off_main_thread(lambda: verify.verify_many(["4", "4"], ["\\boxed{4}", "5"])) == [
+    assert _off_main_thread(lambda: verifier.verify_many(["4", "4"], ["\\boxed{4}", "5"])) == [
         True,
         False,
     ]
 
 
-def test_the_helper_ignores_sigint_and_sigterm_and_shutdown_stops_it(helper: None) -> None:
-    assert _off_main_thread(lambda: verify.verify_many(["4"], ["\\boxed{4}"])) == [True]
-    process = verify._HELPER._process
+def test_the_helper_ignores_sigint_and_sigterm_and_close_stops_it(
+    verifier: verify.LabelVerifier,
+) -> None:
+    assert _off_main_thread(lambda: verifier.verify_many(["4"], ["\\boxed{4}"])) == [True]
+    process = verifier._helper._process
     assert process is not None and process.is_alive() and process.pid is not None
     os.kill(process.pid, signal.SIGTERM)
     os.kill(process.pid, signal.SIGINT)
     time.sleep(0.5)
     assert process.is_alive()
-    assert _off_main_thread(lambda: verify.verify_many(["4"], ["x = \\boxed{4}"])) == [True]
-    assert verify._HELPER._process is process  # the same helper answered
-    verify.shutdown()
+    assert _off_main_thread(lambda: verifier.verify_many(["4"], ["x = \\boxed{4}"])) == [True]
+    assert verifier._helper._process is process  # the same helper answered
+    verifier.close()
     process.join(timeout=10)
     assert not process.is_alive()
 
