@@ -88,6 +88,23 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _invalid_settings(exc: Exception) -> str:
+    """One line naming each bad setting by its flag and its environment variable."""
+    from pydantic import ValidationError
+
+    from sigreward.settings import Settings
+
+    if not isinstance(exc, ValidationError):
+        return str(exc).splitlines()[0]
+    parts = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = Settings.model_fields.get(name)
+        where = f"{_flag(name, field)} / SIGREWARD_{name.upper()}" if field else name
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
 def _fail(message: str, code: int = 2) -> int:
     print(f"sigreward: error: {message}", file=sys.stderr)
     return code
@@ -117,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
     except (ValidationError, ValueError) as exc:
-        return _fail(f"invalid configuration: {exc}".splitlines()[0])
+        return _fail(f"invalid configuration: {_invalid_settings(exc)}")
     configure_logging(settings.log_level)
 
     from sigreward.api.app import build_engine, create_app
