@@ -10,6 +10,7 @@ the stored step never holds a wrong outcome.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -23,6 +24,7 @@ import pytest
 from sigreward.domain import verify
 from tests.api.conftest import run_id
 from tests.support.server import ServerProcess, free_port, spawn, start_server
+from tests.support.waiting import wait_until
 
 
 def crash_helper(label: str, response: str) -> bool:
@@ -133,6 +135,12 @@ def _start_in_own_group(data_dir: Path) -> ServerProcess:
     return server
 
 
+def _in_flight(server: ServerProcess) -> float:
+    text = server.request("GET", "/metrics")[1]
+    match = re.search(r"^sigreward_requests_in_flight (\S+)$", str(text), re.M)
+    return float(match.group(1)) if match else 0.0
+
+
 def _kill_group(server: ServerProcess) -> None:
     try:
         os.killpg(server.pid, signal.SIGKILL)
@@ -177,7 +185,14 @@ def test_group_sigterm_during_a_labelled_request_never_stores_a_wrong_outcome(
 
         thread = threading.Thread(target=send)
         thread.start()
-        # Signal the whole group while the helper is verifying this request.
+        wait_until(
+            lambda: _in_flight(server),
+            lambda in_flight: in_flight >= 1 or not thread.is_alive(),
+            interval=0.01,
+            what="the labelled request in flight",
+        )
+        # Signal the whole group while the helper is verifying this request (a deliberate
+        # pause into the verification, which took verify_s above).
         time.sleep(min(0.4 * verify_s, 1.0))
         os.killpg(server.pid, signal.SIGTERM)
         thread.join(timeout=180)
