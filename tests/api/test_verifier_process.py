@@ -23,7 +23,13 @@ import pytest
 
 from sigreward.domain import verify
 from tests.api.conftest import run_id
-from tests.support.server import ServerProcess, free_port, spawn, start_server
+from tests.support.server import (
+    ServerProcess,
+    ServerStartError,
+    free_port,
+    spawn,
+    start_server,
+)
 from tests.support.waiting import wait_until
 
 
@@ -107,32 +113,40 @@ def _labelled_samples(n: int) -> list[dict[str, Any]]:
     return samples
 
 
-def _start_in_own_group(data_dir: Path) -> ServerProcess:
-    """A server that leads its own process group (so the test can signal the whole group)."""
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "sigreward",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--drain-timeout",
-        "120",
-        "--max-samples",
-        str(N_SAMPLES),
-    ]
-    server = spawn(argv, port, data_dir, data_dir / "server.log", new_session=True)
-    try:
-        server.wait_for("/readyz", 200, 120)
-    except Exception:
-        _kill_group(server)
-        raise
-    return server
+def _start_in_own_group(data_dir: Path, attempts: int = 3) -> ServerProcess:
+    """A server that leads its own process group (so the test can signal the whole group).
+
+    A port taken between picking it and the server binding it gets a new one."""
+    for attempt in range(attempts):
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "sigreward",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--drain-timeout",
+            "120",
+            "--max-samples",
+            str(N_SAMPLES),
+        ]
+        server = spawn(argv, port, data_dir, data_dir / "server.log", new_session=True)
+        try:
+            server.wait_for("/readyz", 200, 120)
+            return server
+        except Exception as error:
+            _kill_group(server)
+            port_taken = isinstance(error, ServerStartError) and (
+                "address already in use" in server.log().lower()
+            )
+            if not port_taken or attempt == attempts - 1:
+                raise
+    raise AssertionError(f"no server started in {attempts} attempts")
 
 
 def _in_flight(server: ServerProcess) -> float:

@@ -186,7 +186,7 @@ class ServerProcess:
             self.process.kill()
         self.process.wait(timeout=30)
 
-    def stop(self, timeout: float = 15.0) -> int:
+    def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
