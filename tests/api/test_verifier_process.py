@@ -82,10 +82,11 @@ def test_the_helper_ignores_sigint_and_sigterm_and_shutdown_stops_it(helper: Non
     assert process is not None and process.is_alive() and process.pid is not None
     os.kill(process.pid, signal.SIGTERM)
     os.kill(process.pid, signal.SIGINT)
-    time.sleep(0.5)
-    assert process.is_alive()
+    # Pending signals are delivered before the helper runs again, and it must run to answer:
+    # an answer from the same helper shows it survived both, however late it was scheduled.
     assert _off_main_thread(lambda: verify.verify_many(["4"], ["x = \\boxed{4}"])) == [True]
     assert verify._HELPER._process is process  # the same helper answered
+    assert process.is_alive()
     verify.shutdown()
     process.join(timeout=10)
     assert not process.is_alive()
