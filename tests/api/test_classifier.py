@@ -15,6 +15,7 @@ from sigreward.engine import SignificanceEngine
 from tests.api.conftest import CLASSIFIER_QUEUE_TOKENS, big_texts, run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 TEXTS = [
     "First, we add the two numbers. Then we carry the one and check the result again.",
@@ -162,6 +163,13 @@ def test_significance_inspection(
         assert_envelope(error)
 
 
+def _queued_requests(server: ServerProcess) -> float:
+    match = re.search(
+        r"^sigreward_queue_requests (\S+)$", server.request("GET", "/metrics")[1], re.M
+    )
+    return float(match.group(1)) if match else 0.0
+
+
 def test_overload_answers_429_then_recovers(classifier_server: ServerProcess) -> None:
     rid = run_id()
     classifier_server.request("PUT", f"/v1/runs/{rid}", {})
@@ -182,8 +190,17 @@ def test_overload_answers_429_then_recovers(classifier_server: ServerProcess) ->
         with lock:
             results.append(answer)
 
+    # The queue holds one big request but not two: once the first one is queued, the others
+    # (sent together while it runs for seconds) find it full.
     threads = [threading.Thread(target=fire) for _ in range(4)]
-    for t in threads:
+    threads[0].start()
+    wait_until(
+        lambda: _queued_requests(classifier_server),
+        lambda queued: queued >= 1 or not threads[0].is_alive(),
+        interval=0.01,
+        what="the first big request in the queue",
+    )
+    for t in threads[1:]:
         t.start()
     for t in threads:
         t.join()

@@ -13,9 +13,9 @@ BUDGET = 8 * MIB
 # docs/operations.md: at most 20 bytes of memory per byte of body in flight (a list of
 # one-digit numbers, the worst case).
 BYTES_PER_BODY_BYTE = 20
-# Far above a probe's usual answer on a shared machine, far below the tens of seconds a
-# blocked event loop took before.
-PROBE_LIMIT_MS = 5000
+# Far above a probe's usual answer on a shared, loaded machine, far below the tens of seconds
+# a blocked event loop took before.
+PROBE_LIMIT_MS = 10_000
 
 
 def test_concurrent_large_bodies_stay_within_the_memory_budget(

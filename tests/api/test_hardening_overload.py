@@ -8,7 +8,6 @@ import json
 import math
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from sigreward.batching import Batcher, QueueFull, estimate_text_tokens
 from sigreward.engine import SignificanceEngine
 from tests.api.conftest import big_texts, run_id
 from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 REF = {"significant": 2, "insignificant": 2}
 CJK = "我们先把十七和二十五相加，然后检查答案是否正确。" * 40
@@ -100,9 +100,12 @@ def test_a_client_that_gives_up_loses_its_queue_slot(
         )
     )
     worker.start()
-    deadline = time.monotonic() + 30
-    while _metric(server, "sigreward_queue_requests") < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(
+        lambda: _metric(server, "sigreward_queue_requests"),
+        lambda queued: queued >= 1 or not worker.is_alive(),
+        interval=0.01,
+        what="the long request in the queue",
+    )
     gone_runs = [run_id("gone") for _ in range(3)]
     sockets = []
     for rid in gone_runs:
@@ -120,19 +123,28 @@ def test_a_client_that_gives_up_loses_its_queue_slot(
             + raw
         )
         sockets.append(sock)
-    deadline = time.monotonic() + 30
-    while _metric(server, "sigreward_queue_requests") < 4 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(
+        lambda: _metric(server, "sigreward_queue_requests"),
+        lambda queued: queued >= 4 or not worker.is_alive(),
+        interval=0.01,
+        what="four requests in the queue",
+    )
     assert worker.is_alive(), "the long request finished before the others queued; make it bigger"
     for sock in sockets:
         sock.close()  # the clients give up while their requests wait
     worker.join(timeout=120)
     assert result["a"][0] == 200, result
-    deadline = time.monotonic() + 10
-    while _metric(server, "sigreward_queue_abandoned_total") < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _metric(server, "sigreward_queue_abandoned_total") == 3
+    abandoned = wait_until(
+        lambda: _metric(server, "sigreward_queue_abandoned_total"),
+        lambda count: count >= 3,
+        what="three abandoned requests counted",
+    )
+    assert abandoned == 3
     for rid in gone_runs:
         # Dropped before scoring: nothing was recorded, so a retry counts the samples once.
         assert server.request("GET", f"/v1/runs/{rid}")[0] == 404
-    assert _metric(server, "sigreward_queue_requests") == 0
+    wait_until(
+        lambda: _metric(server, "sigreward_queue_requests"),
+        lambda queued: queued == 0,
+        what="an empty queue",
+    )

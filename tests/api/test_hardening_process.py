@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from tests.api.conftest import big_texts, run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 REF = {"significant": 2, "insignificant": 2}
 KEY = "key-one"
@@ -27,15 +27,21 @@ def _big_body(rid: str, n: int = 60, step: int = 0) -> dict[str, Any]:
     }
 
 
-def _wait_for_queue(server: ServerProcess, at_least: float, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = server.request("GET", "/metrics", headers={"Authorization": f"Bearer {KEY}"})[1]
-        for line in str(text).splitlines():
-            if line.startswith("sigreward_queue_requests ") and float(line.split()[1]) >= at_least:
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"the queue never held {at_least} requests")
+def _queued_requests(server: ServerProcess) -> float:
+    text = server.request("GET", "/metrics", headers={"Authorization": f"Bearer {KEY}"})[1]
+    for line in str(text).splitlines():
+        if line.startswith("sigreward_queue_requests "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def _wait_for_queue(server: ServerProcess, at_least: float) -> None:
+    wait_until(
+        lambda: _queued_requests(server),
+        lambda queued: queued >= at_least,
+        interval=0.02,
+        what=f"{at_least:g} requests in the queue",
+    )
 
 
 # -- item 5: drain timeout ---------------------------------------------------------------------
@@ -120,9 +126,9 @@ def test_slow_and_idle_connections_are_closed(server_factory: ServerFactory) -> 
     )
     try:
         for sock in (idle, partial_headers):
-            closed, _ = _closed_within(sock, 5)
+            closed, _ = _closed_within(sock, 30)
             assert closed, "a connection without complete headers stayed open"
-        closed, sent = _closed_within(partial_body, 5)
+        closed, sent = _closed_within(partial_body, 30)
         assert closed, "a connection with a stalled body stayed open"
         assert b" 408 " in sent.split(b"\r\n", 1)[0], sent[:200]
     finally:
@@ -133,21 +139,25 @@ def test_slow_and_idle_connections_are_closed(server_factory: ServerFactory) -> 
 
 def test_open_connections_are_bounded(server_factory: ServerFactory) -> None:
     server = server_factory(args=["--max-connections", "4", "--header-timeout", "30"])
+    # The server accepts connections in the order they were made (one listening socket), so
+    # the held ones are counted before the extra one's request is read: no sleep needed.
     held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
     try:
-        time.sleep(0.2)
         extra = socket.create_connection(("127.0.0.1", server.port))
         try:
             extra.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
-            closed, sent = _closed_within(extra, 5)
+            closed, sent = _closed_within(extra, 30)
             assert sent.startswith(b"HTTP/1.1 503"), sent[:200]
         finally:
             extra.close()
     finally:
         for sock in held:
             sock.close()
-    time.sleep(0.2)
-    assert server.request("GET", "/livez")[0] == 200
+    wait_until(
+        lambda: server.get_status("/livez"),
+        lambda status: status == 200,
+        what="/livez 200 once the held connections are closed",
+    )
 
 
 # -- item 2: the in-flight body budget ----------------------------------------------------------
@@ -163,13 +173,21 @@ def test_bodies_beyond_the_in_flight_budget_wait_then_get_429(
         b"POST /v1/rewards HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 900000\r\n\r\n{"
     )
-    try:
-        time.sleep(0.3)
-        body = json.dumps(
-            {"run_id": run_id(), "step": 0, "samples": [{"response": "x" * 400_000}]}
-        ).encode()
-        status, headers, error = server.request_full(
+    body = json.dumps(
+        {"run_id": run_id(), "step": 0, "samples": [{"response": "x" * 400_000}]}
+    ).encode()
+
+    def post() -> tuple[int, dict[str, str], Any]:
+        return server.request_full(
             "POST", "/v1/rewards", body, headers={"Content-Type": "application/json"}
+        )
+
+    try:
+        # 413 (the body is read, and is too long) until the held body has taken the budget.
+        status, headers, error = wait_until(
+            post,
+            lambda answer: answer[0] != 413,
+            what="the held body to take the budget (an answer other than 413)",
         )
         assert status == 429, error
         assert_envelope(error, param=None, contains="in flight")
@@ -179,8 +197,10 @@ def test_bodies_beyond_the_in_flight_budget_wait_then_get_429(
         assert server.request("GET", "/livez")[0] == 200
     finally:
         holder.close()
-    time.sleep(0.3)
-    status, _ = server.request(
-        "POST", "/v1/rewards", body, headers={"Content-Type": "application/json"}
+    # The budget is free again once the server has seen the holder go: the body is read (and
+    # is too long).
+    wait_until(
+        post,
+        lambda answer: answer[0] == 413,
+        what="the budget freed after the holder left (413 instead of 429)",
     )
-    assert status == 413  # the budget is free again: the body is read (and is too long)

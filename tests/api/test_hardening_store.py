@@ -5,7 +5,6 @@ not reused. The test restarts its own private cluster under load."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from tests.api.conftest import run_id
 from tests.support.pgcluster import PgCluster, pg_cluster
 from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 __all__ = ["pg_cluster"]
 
@@ -26,15 +26,6 @@ SAMPLE = {
 def _post(server: ServerProcess, rid: str, step: int) -> tuple[int, dict[str, str], Any]:
     body = {"run_id": rid, "step": step, "samples": [SAMPLE]}
     return server.request_full("POST", "/v1/rewards", body, timeout=60)
-
-
-def _until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.postgres
@@ -57,9 +48,9 @@ def test_a_postgres_restart_under_load_answers_503_then_recovers(
     for worker in workers:
         worker.start()
     try:
-        _until(lambda: len(answers) >= 10, 30, "requests before the restart")
+        wait_until(lambda: len(answers) >= 10, what="10 answers before the restart")
         pg_cluster.stop("fast")
-        _until(lambda: any(a[0] == 503 for a in answers), 30, "a 503 while PostgreSQL is down")
+        wait_until(lambda: any(a[0] == 503 for a in answers), what="a 503 while PostgreSQL is down")
         status, headers, error = _post(server, rid, 10_000)
         assert status == 503, error
         assert int(headers["retry-after"]) >= 1
@@ -67,7 +58,12 @@ def test_a_postgres_restart_under_load_answers_503_then_recovers(
         assert server.request("GET", "/readyz")[0] == 503
         assert server.request("GET", "/livez")[0] == 200
         pg_cluster.start()
-        _until(lambda: server.get_status("/readyz") == 200, 60, "/readyz 200 after the restart")
+        wait_until(
+            lambda: server.get_status("/readyz"),
+            lambda status: status == 200,
+            timeout=60,
+            what="/readyz 200 after the restart",
+        )
     finally:
         stop.set()
         for worker in workers:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -15,6 +14,7 @@ from sigreward.settings import Settings
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 KEY = {"Authorization": "Bearer key-one"}
 
@@ -64,7 +64,19 @@ def test_early_answers_are_counted_under_their_route(server_factory: ServerFacto
     assert status == 413
     assert server.request("DELETE", "/v1/info", headers=KEY)[0] == 405
     assert server.request("GET", "/no/such/path", headers=KEY)[0] == 404
-    metrics = server.request("GET", "/metrics", headers=KEY)[1]
+    # Requests are counted just after their answers are sent: wait until all five are.
+    answered = (
+        ("/v1/rewards", 401),
+        ("/v1/runs/{run_id}", 401),
+        ("/v1/rewards", 413),
+        ("/v1/info", 405),
+        ("unmatched", 404),
+    )
+    metrics = wait_until(
+        lambda: server.request("GET", "/metrics", headers=KEY)[1],
+        lambda text: all(_count(text, endpoint, status) >= 1 for endpoint, status in answered),
+        what="the five answers counted in /metrics",
+    )
     assert _count(metrics, "/v1/rewards", 401) == 1, metrics
     assert _count(metrics, "/v1/runs/{run_id}", 401) == 1, metrics
     assert _count(metrics, "/v1/rewards", 413) == 1, metrics
@@ -132,17 +144,16 @@ def test_a_body_without_the_json_content_type_is_415(values_server: ServerProces
 def _access_lines(server: ServerProcess, prefix: str, n: int) -> dict[str, dict[str, object]]:
     """The access-log lines whose request id starts with ``prefix`` (waits for ``n``: the line
     is written just after the answer is sent)."""
-    deadline = time.monotonic() + 10
-    while True:
-        lines = {
+    return wait_until(
+        lambda: {
             str(line["request_id"]): line
-            for line in map(json.loads, server.log().splitlines())
+            for line in server.log_records()
             if line.get("logger") == "sigreward.access"
             and str(line.get("request_id")).startswith(prefix)
-        }
-        if len(lines) >= n or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.05)
+        },
+        lambda lines: len(lines) >= n,
+        what=f"{n} access-log lines of requests {prefix}*",
+    )
 
 
 def test_the_access_log_names_the_error_type(values_server: ServerProcess) -> None:

@@ -3,14 +3,13 @@ sample counter), and --log-responses logs its response texts as for /v1/rewards.
 
 from __future__ import annotations
 
-import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from tests.api.conftest import run_id
 from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 
 def _query(i: int) -> dict[str, Any]:
@@ -68,16 +67,15 @@ def test_log_responses_covers_get_reward(server_factory: ServerFactory, tiny_mod
         "POST", f"/get_reward?run_id={rid}&step=0", _query(7), headers={"X-Request-Id": rid}
     )
     assert status == 200, answer
-    deadline = time.monotonic() + 10
-    lines: list[dict[str, Any]] = []
-    while not lines and time.monotonic() < deadline:
-        lines = [json.loads(line) for line in server.log().splitlines() if rid in line]
-        lines = [
+    # The access-log line is written just after the answer is sent: wait for it.
+    lines = wait_until(
+        lambda: [
             line
-            for line in lines
+            for line in server.log_records()
             if line.get("logger") == "sigreward.access" and line.get("request_id") == rid
-        ]
-        time.sleep(0.05)
+        ],
+        what=f"the access-log line of request {rid}",
+    )
     assert len(lines) == 1, lines
     assert lines[0]["path"] == "/get_reward" and lines[0]["step"] == 0
     # The response text (the part after the prompt, without the EOS text), as for /v1/rewards.

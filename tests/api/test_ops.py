@@ -18,6 +18,7 @@ from sigreward.settings import Settings
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
 from tests.support.server import REPO_ROOT, ServerFactory, ServerProcess, free_port
+from tests.support.waiting import wait_until
 
 
 def test_probes_and_info(values_server: ServerProcess) -> None:
@@ -51,8 +52,16 @@ def test_metrics(values_server: ServerProcess) -> None:
     values_server.request("GET", "/v1/runs/none-such")
     status, headers, text = values_server.request_full("GET", "/metrics")
     assert status == 200 and headers["content-type"].startswith("text/plain")
-    assert 'sigreward_requests_total{endpoint="/v1/rewards",status="200"}' in text
-    assert 'sigreward_requests_total{endpoint="/v1/runs/{run_id}",status="404"}' in text
+    # A request is counted just after its answer is sent: wait for the 404 to be counted.
+    counted = (
+        'sigreward_requests_total{endpoint="/v1/rewards",status="200"}',
+        'sigreward_requests_total{endpoint="/v1/runs/{run_id}",status="404"}',
+    )
+    text = wait_until(
+        lambda: values_server.request("GET", "/metrics")[1],
+        lambda metrics: all(name in metrics for name in counted),
+        what="both requests counted in /metrics",
+    )
     for name in (
         "sigreward_request_duration_seconds_bucket",
         "sigreward_queue_depth",
@@ -113,7 +122,11 @@ def test_request_log_lines(values_server: ServerProcess) -> None:
         {"run_id": rid, "step": 0, "samples": [sample, sample]},
         headers={"X-Request-Id": rid},
     )
-    lines = [json.loads(line) for line in values_server.log().splitlines() if rid in line]
+    # The access-log line is written just after the answer is sent: wait for it.
+    lines = wait_until(
+        lambda: [r for r in values_server.log_records() if rid in json.dumps(r)],
+        what=f"the access-log line of request {rid}",
+    )
     assert len(lines) == 1, lines
     line = lines[0]
     assert line["logger"] == "sigreward.access" and line["request_id"] == rid

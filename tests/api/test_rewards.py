@@ -360,7 +360,7 @@ def test_limits_answer_413(values_server: ServerProcess) -> None:
 
 def _raw_http(server: ServerProcess, head: bytes, chunks: list[bytes]) -> bytes:
     """Send a request by hand (the server may answer and close before the body is sent)."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(head)
         try:
             for chunk in chunks:

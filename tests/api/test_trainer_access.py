@@ -12,6 +12,7 @@ from typing import Any
 from sigreward.api.url_key import redact, take_url_key
 from tests.api.conftest import run_id
 from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 KEY = "sk-url-3f9c2a7d"
 WRONG = "sk-wrong-81b4e6"
@@ -32,21 +33,7 @@ def _create(server: ServerProcess, rid: str, headers: dict[str, str], **config: 
 
 
 def _log_lines(server: ServerProcess, logger: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in server.log().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("logger") == logger:
-            lines.append(record)
-    return lines
-
-
-def _wait_for_log(server: ServerProcess, needle: str) -> None:
-    deadline = time.monotonic() + 10
-    while needle not in server.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    return [record for record in server.log_records() if record.get("logger") == logger]
 
 
 def test_take_url_key_and_redact() -> None:
@@ -84,7 +71,11 @@ def test_url_key_is_accepted_on_get_reward_only_and_never_shown(
     assert KEY not in json.dumps(answer)
     status, metrics = server.request("GET", "/metrics", headers=auth)
     assert status == 200 and KEY not in metrics and WRONG not in metrics
-    _wait_for_log(server, "bad id")
+    # Log lines are written just after the answer: wait for the last logged request's line.
+    wait_until(
+        lambda: [r for r in _log_lines(server, "sigreward.access") if r["status"] == 422],
+        what="the access-log line of the 422 on run 'bad id'",
+    )
     log = server.log()
     assert "/get_reward" in log and KEY not in log and WRONG not in log
 
@@ -106,8 +97,13 @@ def test_missing_run_is_a_clear_404_and_refusals_are_logged(
         "POST", f"/get_reward?run_id={rid}&step=0", {**_body(), "labels": [None]}
     )
     assert status == 422
-    _wait_for_log(classifier_server, "labels[0]: required")
-    refused = [r for r in _log_lines(classifier_server, "sigreward.refused") if r["run_id"] == rid]
+    refused = wait_until(
+        lambda: [
+            r for r in _log_lines(classifier_server, "sigreward.refused") if r["run_id"] == rid
+        ],
+        lambda lines: len(lines) >= 3,
+        what=f"three refused-request log lines of run {rid}",
+    )
     # The 404 of /get_reward, the 404 of the GET above, the 422.
     assert [(r["level"], r["status"]) for r in refused] == [
         ("warning", 404),

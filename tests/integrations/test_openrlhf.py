@@ -15,6 +15,7 @@ import pytest
 from sigreward.api.openrlhf import split_response, strip_trailing_special
 from tests.client.fixtures import FaultProxy
 from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 PROMPT = "<|im_start|>user\nWhat is 40 + 2?<|im_end|>\n<|im_start|>assistant\n"
 
@@ -265,6 +266,12 @@ def test_openrlhf_011_with_the_key_in_the_url(
     assert all(c["rewards"] is not None for c in with_key)
     without = _drive(python, "0.11-sequence", url, None, "1")["calls"]
     assert "error" in without[0]  # OpenRLHF gives up after its 5 tries: reward None
+    # Every refused try is logged just after its answer: wait for all five, then look.
+    wait_until(
+        lambda: [r for r in server.log_records() if r.get("logger") == "sigreward.refused"],
+        lambda lines: len(lines) >= 5,
+        what="five refused-request log lines",
+    )
     assert key not in server.log()
 
 
@@ -304,11 +311,16 @@ def test_openrlhf_011_missing_run(classifier_server: ServerProcess) -> None:
         "1",
     )["calls"]
     assert "error" in calls[0]
-    refused = [
-        json.loads(line)
-        for line in classifier_server.log().splitlines()
-        if '"sigreward.refused"' in line and run_id in line
-    ]
+    # A refused line is written just after its answer: wait for the fifth try's.
+    refused = wait_until(
+        lambda: [
+            r
+            for r in classifier_server.log_records()
+            if r.get("logger") == "sigreward.refused" and run_id in json.dumps(r)
+        ],
+        lambda lines: len(lines) >= 5,
+        what=f"five refused-request log lines of run {run_id}",
+    )
     assert len(refused) == 5  # one line per try
     assert all(r["status"] == 404 and r["level"] == "warning" for r in refused)
     assert (

@@ -26,7 +26,7 @@ def _postgres_reachable() -> bool:
     import psycopg
 
     try:
-        with psycopg.connect(DATABASE_URL, connect_timeout=2):
+        with psycopg.connect(DATABASE_URL, connect_timeout=10):
             return True
     except psycopg.OperationalError:
         return False

@@ -62,6 +62,19 @@ class PgCluster:
         return (self.data / "postmaster.pid").exists()
 
 
+def _start_on_a_free_port(cluster: PgCluster, attempts: int = 3) -> None:
+    """Start the cluster; a port taken between picking and binding it gets a new one."""
+    for attempt in range(attempts):
+        try:
+            cluster.start()
+            return
+        except subprocess.CalledProcessError:
+            log = cluster.log.read_text(errors="replace") if cluster.log.exists() else ""
+            if attempt == attempts - 1 or "already in use" not in log.lower():
+                raise
+            cluster.port = free_port()
+
+
 @pytest.fixture
 def pg_cluster() -> Iterator[PgCluster]:
     bin_dir = _bin_dir()
@@ -82,7 +95,7 @@ def pg_cluster() -> Iterator[PgCluster]:
     cluster = PgCluster(bin_dir, root, free_port(), user)
     try:
         cluster.init()
-        cluster.start()
+        _start_on_a_free_port(cluster)
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(root, ignore_errors=True)
         pytest.skip(f"cannot start a private PostgreSQL: {exc.stderr.decode()[-500:]}")

@@ -20,7 +20,7 @@ PG_URL = os.environ.get("SIGREWARD_TEST_DATABASE_URL", "postgresql://postgres@12
 def pg_schema_url() -> Iterator[str]:
     psycopg = pytest.importorskip("psycopg")
     try:
-        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=3)
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL at {PG_URL} is unreachable: {exc}")
     schema = f"sr_test_{uuid.uuid4().hex[:12]}"

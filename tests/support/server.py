@@ -110,6 +110,20 @@ class ServerProcess:
         except FileNotFoundError:
             return ""
 
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON lines of the log that are complete: a line the server is still writing
+        has no newline yet and is left for the next read."""
+        complete = self.log().rpartition("\n")[0]
+        records = []
+        for line in complete.splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
     def request(
         self,
         method: str,
@@ -172,7 +186,7 @@ class ServerProcess:
             self.process.kill()
         self.process.wait(timeout=30)
 
-    def stop(self, timeout: float = 15.0) -> int:
+    def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code."""
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
