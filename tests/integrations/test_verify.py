@@ -52,7 +52,9 @@ def test_non_text_input_is_wrong_not_an_error(label_verifier: LabelVerifier) -> 
 
 def test_long_response_uses_its_tail(label_verifier: LabelVerifier) -> None:
     response = "blah " * 50_000 + "final: \\boxed{7}"
-    label_verifier.verify("7", "\\boxed{7}")  # math-verify's first call imports sympy: not what is timed
+    label_verifier.verify(
+        "7", "\\boxed{7}"
+    )  # math-verify's first call imports sympy: not what is timed
     started = time.monotonic()
     assert label_verifier.verify("7", response) is True
     assert time.monotonic() - started < 10
