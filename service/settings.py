@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     )
 
     host: str = Field(default="127.0.0.1", description="bind address")
-    port: int = Field(default=8000, description="TCP port")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port")
     data_dir: Path = Field(default=Path("./data"), description="directory of the SQLite store")
     model: str | None = Field(
         default=None, description="LLMLingua-2 style checkpoint: local directory or hub id"
@@ -41,21 +41,24 @@ class Settings(BaseSettings):
         json_schema_extra={"flag": "--api-key"},
     )
     max_body_bytes: int = Field(
-        default=8 * 1024 * 1024, description="largest request body in bytes; larger ones get 413"
+        default=8 * 1024 * 1024,
+        ge=1,
+        description="largest request body in bytes; larger ones get 413",
     )
     max_batch_tokens: int = Field(
-        default=16_384, description="token budget of one model batch, in padded positions"
+        default=16_384, ge=1, description="token budget of one model batch, in padded positions"
     )
     max_queue_tokens: int = Field(
         default=1_000_000,
+        ge=1,
         description="tokens waiting for the model; a request that does not fit gets 429",
     )
-    max_samples: int = Field(default=1024, description="samples per request; more get 413")
+    max_samples: int = Field(default=1024, ge=1, description="samples per request; more get 413")
     max_chars_per_response: int = Field(
-        default=200_000, description="characters per response text; longer ones get 413"
+        default=200_000, ge=1, description="characters per response text; longer ones get 413"
     )
     drain_timeout_s: float = Field(
-        default=30.0, description="seconds SIGTERM waits for in-flight requests"
+        default=30.0, ge=0, description="seconds SIGTERM waits for in-flight requests"
     )
     retry_window_s: float = Field(
         default=10.0,

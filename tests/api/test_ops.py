@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
-from sigreward.cli import build_parser, settings_from_args
+from sigreward.cli import _invalid_settings, build_parser, settings_from_args
 from sigreward.settings import Settings
 from tests.api.conftest import run_id
 from tests.api.test_runs import assert_envelope
@@ -278,6 +279,19 @@ def test_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("sigreward: error: cannot open the database")
+
+
+def test_a_bad_setting_is_named_by_its_flag_and_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIGREWARD_API_KEYS", '["a",')
+    with pytest.raises(ValidationError) as bad_keys:
+        settings_from_args(_serve_args())
+    assert _invalid_settings(bad_keys.value).startswith("--api-key / SIGREWARD_API_KEYS: ")
+    monkeypatch.delenv("SIGREWARD_API_KEYS")
+    with pytest.raises(ValidationError) as bad_size:
+        settings_from_args(_serve_args("--max-samples", "-3"))
+    assert _invalid_settings(bad_size.value).startswith("--max-samples / SIGREWARD_MAX_SAMPLES: ")
 
 
 def test_report_subcommand_is_wired() -> None:
