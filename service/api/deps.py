@@ -9,24 +9,15 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Path, Request
 
 from sigreward.api.errors import ApiError
+from sigreward.api.protocol import RUN_ID_SCHEMA
 from sigreward.api.state import ServiceState
 from sigreward.batching import BatcherClosed, ClientGone, JobTooLarge, QueueFull
 from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, TooLarge
-from sigreward.domain.run_config import RUN_ID_PATTERN
 from sigreward.store import StoreUnavailable
 
 T = TypeVar("T")
 
-RunIdPath = Annotated[
-    str,
-    Path(
-        pattern=RUN_ID_PATTERN,
-        min_length=1,
-        max_length=128,
-        description="1 to 128 characters of [A-Za-z0-9._-]",
-        examples=["exp-1"],
-    ),
-]
+RunIdPath = Annotated[str, Path(**RUN_ID_SCHEMA)]
 
 
 def service_state(request: Request) -> ServiceState:

@@ -28,16 +28,15 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[float, Field(ge=0, le=MAX_COUNT, allow_inf_nan=False)]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 Score = Annotated[float, Field(ge=-MAX_ABS_SCORE, le=MAX_ABS_SCORE, allow_inf_nan=False)]
-RunId = Annotated[
-    str,
-    Field(
-        pattern=RUN_ID_PATTERN,
-        min_length=1,
-        max_length=128,
-        description="1 to 128 characters of [A-Za-z0-9._-]",
-        examples=["exp-1"],
-    ),
-]
+# A run id's schema, in a body field (RunId) and in a URL path (deps.RunIdPath).
+RUN_ID_SCHEMA: dict[str, Any] = {
+    "pattern": RUN_ID_PATTERN,
+    "min_length": 1,
+    "max_length": 128,
+    "description": "1 to 128 characters of [A-Za-z0-9._-]",
+    "examples": ["exp-1"],
+}
+RunId = Annotated[str, Field(**RUN_ID_SCHEMA)]
 
 
 class _Strict(BaseModel):

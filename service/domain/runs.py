@@ -26,6 +26,7 @@ from sigreward.domain.retries import (
     sample_result_json,
 )
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
+from sigreward.domain.sample_rewards import baseline_results, request_means, significance_results
 from sigreward.domain.samples import (
     SampleInput,
     SampleLimits,
@@ -43,8 +44,6 @@ from sigreward.domain.schedule import (
 )
 from sigreward.domain.types import Counts, SampleResult, ScoreResult
 from sigreward.domain.views import RunView, run_view
-from sigreward.reward.baselines import BaselineSample, baseline_rewards
-from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from sigreward.store.base import FingerprintRecord, RunRecord, StepRecord, Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -87,22 +86,6 @@ def check_finite(row: StepRecord, counted: Sequence[tuple[SampleInput, SampleRes
         raise SampleError(
             counted[0][0].index, "score", "the step's sums would overflow; send smaller numbers"
         )
-
-
-def _mean_counts(members: Sequence[Counts]) -> Counts:
-    n = len(members)
-    return Counts(
-        sum(c.significant for c in members) / n, sum(c.insignificant for c in members) / n
-    )
-
-
-def _request_means(samples: Sequence[SampleInput]) -> dict[str, Counts]:
-    """Mean counts per prompt_id over this request's samples (the sample itself included)."""
-    groups: dict[str, list[Counts]] = {}
-    for sample in samples:
-        if sample.prompt_id is not None and sample.counts is not None:
-            groups.setdefault(sample.prompt_id, []).append(sample.counts)
-    return {prompt_id: _mean_counts(members) for prompt_id, members in groups.items()}
 
 
 class RunService:
@@ -472,7 +455,11 @@ class RunService:
         else:
             state = self._finish_through(tx, record, config, state, step - 1)
 
-        results = self._rewards(tx, config, run_id, step, samples, state.k)
+        if config.reward == "significance":
+            references = self._references(tx, config, run_id, step, samples)
+            results = significance_results(config, samples, references, state.k)
+        else:
+            results = baseline_results(config, step, samples)
         stored = tx.get_samples(run_id, step, [s.id for s in samples if s.id is not None])
         answered: dict[str, SampleResult] = {}
         final: list[SampleResult] = []
@@ -543,42 +530,6 @@ class RunService:
             [(s.id, sample_result_json(r)) for s, r in counted if s.id is not None],
         )
 
-    def _rewards(
-        self,
-        tx: Transaction,
-        config: RunConfig,
-        run_id: str,
-        step: int,
-        samples: Sequence[SampleInput],
-        k: float,
-    ) -> list[SampleResult]:
-        if config.reward != "significance":
-            return self._score_baseline(config, step, samples)
-        references = self._references(tx, config, run_id, step, samples)
-        params = SignificanceRewardParams(
-            config.lambda_c, config.lambda_w_n, config.lambda_w_e, config.degenerate_reference
-        )
-        results = []
-        for sample, reference in zip(samples, references, strict=True):
-            assert sample.counts is not None  # check_scored checked it
-            length_reward, degenerate = significance_length_reward(
-                sample.correct, sample.counts, reference, k, params
-            )
-            results.append(
-                SampleResult(
-                    id=sample.id,
-                    length_reward=length_reward,
-                    reward=sample.score + length_reward,
-                    correct=sample.correct,
-                    significant=sample.counts.significant,
-                    insignificant=sample.counts.insignificant,
-                    reference_significant=reference.significant,
-                    reference_insignificant=reference.insignificant,
-                    degenerate_reference=degenerate,
-                )
-            )
-        return results
-
     def _references(
         self,
         tx: Transaction,
@@ -589,7 +540,7 @@ class RunService:
     ) -> list[Counts]:
         if config.reference == "given":
             return [s.reference for s in samples]  # type: ignore[misc]
-        means = _request_means(samples)
+        means = request_means(samples)
         if config.reference == "group":
             return [means[s.prompt_id] for s in samples]  # type: ignore[index]
         pinned = tx.get_references(run_id, list(means))
@@ -598,29 +549,3 @@ class RunService:
             tx.put_references(run_id, step, new)
             pinned.update(new)
         return [pinned[s.prompt_id] for s in samples]  # type: ignore[index]
-
-    def _score_baseline(
-        self, config: RunConfig, step: int, samples: Sequence[SampleInput]
-    ) -> list[SampleResult]:
-        inputs = [
-            BaselineSample(
-                score=s.score,
-                correct=s.correct,
-                num_tokens=s.num_tokens,  # type: ignore[arg-type]
-                prompt_id=s.prompt_id,
-                target_tokens=s.target_tokens,
-            )
-            for s in samples
-        ]
-        totals = baseline_rewards(config.reward, inputs, config.reward_params, step)
-        return [
-            SampleResult(
-                id=s.id,
-                length_reward=total - s.score,
-                reward=total,
-                correct=s.correct,
-                significant=None if s.counts is None else s.counts.significant,
-                insignificant=None if s.counts is None else s.counts.insignificant,
-            )
-            for s, total in zip(samples, totals, strict=True)
-        ]

@@ -108,26 +108,20 @@ def check_limits(samples: Sequence[SampleRequest], limits: SampleLimits) -> None
                 limits.check_length(f"samples[{sample.index}].{name}", len(value), unit)
 
 
-def _check_run_modes(
-    config: RunConfig,
-    index: int,
-    prompt_id: str | None,
-    has_reference: bool,
-    num_tokens: int | None,
-    target_tokens: int | None,
-) -> None:
-    """What ``config``'s reward and reference modes need of one sample."""
+def _check_run_modes(config: RunConfig, sample: SampleRequest | SampleInput) -> None:
+    """What ``config``'s reward and reference modes need of one sample, sent or scored."""
+    index, prompt_id = sample.index, sample.prompt_id
     if config.reward == "significance":
-        if config.reference == "given" and not has_reference:
+        if config.reference == "given" and sample.reference is None:
             raise SampleError(index, "reference", 'required when reference is "given"')
         if config.reference in ("first_seen", "group") and prompt_id is None:
             raise SampleError(
                 index, "prompt_id", f'required when reference is "{config.reference}"'
             )
         return
-    if num_tokens is None:
+    if sample.num_tokens is None:
         raise SampleError(index, "num_tokens", f'required by reward "{config.reward}"')
-    if config.reward in L1_REWARDS and target_tokens is None:
+    if config.reward in L1_REWARDS and sample.target_tokens is None:
         raise SampleError(index, "target_tokens", f'required by reward "{config.reward}"')
     if config.reward in GROUP_REWARDS and prompt_id is None:
         raise SampleError(index, "prompt_id", f'required by reward "{config.reward}"')
@@ -199,14 +193,7 @@ def check_samples(config: RunConfig, samples: Sequence[SampleRequest], model_loa
     if not samples:
         raise SampleError(None, "samples", "at least one sample is required")
     for sample in samples:
-        _check_run_modes(
-            config,
-            sample.index,
-            sample.prompt_id,
-            sample.reference is not None,
-            sample.num_tokens,
-            sample.target_tokens,
-        )
+        _check_run_modes(config, sample)
     for sample in samples:
         _check_outcome(sample)
         if config.reward == "significance":
@@ -223,11 +210,4 @@ def check_scored(config: RunConfig, samples: Sequence[SampleInput]) -> None:
         if config.reward == "significance" and sample.counts is None:
             wanted = "response" if config.significance == "classifier" else "significance"
             raise SampleError(sample.index, wanted, f"required in {config.significance} mode")
-        _check_run_modes(
-            config,
-            sample.index,
-            sample.prompt_id,
-            sample.reference is not None,
-            sample.num_tokens,
-            sample.target_tokens,
-        )
+        _check_run_modes(config, sample)
