@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import SampleInput
+from sigreward.domain.schedule import base_k
 from sigreward.domain.types import Counts
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from sigreward.store import SqliteStore
@@ -37,7 +38,7 @@ class Model:
 
     def k_before(self, step: int) -> float:
         prefix = [(s, v) for s, v in self.history if s < step]
-        return reference_schedule(CONFIG, prefix)[-1][0] if prefix else CONFIG.initial_k
+        return reference_schedule(CONFIG, prefix)[-1][0] if prefix else base_k(CONFIG)
 
     def finish_through(self, bound: int) -> None:
         for step in sorted(s for s in self.open_scores if s <= bound):

@@ -11,7 +11,7 @@ from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, Samp
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import GivenReference, SampleInput, SampleLimits, SampleRequest
-from sigreward.domain.schedule import apply_finished_step, initial_state
+from sigreward.domain.schedule import apply_finished_step, base_k, initial_state
 from sigreward.domain.types import Counts
 from sigreward.reward.baselines import BaselineSample, baseline_rewards
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
@@ -72,14 +72,14 @@ def test_submit_creates_run_with_defaults_and_scores_given_reference(runs: RunSe
     params = SignificanceRewardParams()
     for res, correct in zip(result.samples, (True, False), strict=True):
         lr, _ = significance_length_reward(
-            correct, Counts(4, 6), Counts(8, 12), config.initial_k, params
+            correct, Counts(4, 6), Counts(8, 12), base_k(config), params
         )
         assert res.length_reward == pytest.approx(lr)
         assert res.reward == pytest.approx((1.0 if correct else 0.0) + lr)
         assert (res.reference_significant, res.reference_insignificant) == (8, 12)
         assert (res.significant, res.insignificant) == (4, 6)
     assert result.schedule is not None
-    assert result.schedule.k == pytest.approx(config.initial_k)
+    assert result.schedule.k == pytest.approx(base_k(config))
     assert not result.late and not result.schedule.dynamic
     assert runs.list_runs() == ["new"]
 
@@ -255,7 +255,7 @@ def test_first_seen_references_pin_per_prompt(runs: RunService) -> None:
         True,
         Counts(10, 10),
         Counts(1.5, 2.5),
-        runs.get_config("r").initial_k,
+        base_k(runs.get_config("r")),
         SignificanceRewardParams(),
     )
     assert second.samples[0].length_reward == pytest.approx(expected)

@@ -11,7 +11,7 @@ import pytest
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import SampleInput
-from sigreward.domain.schedule import apply_finished_step, initial_state
+from sigreward.domain.schedule import apply_finished_step, base_k, initial_state
 from sigreward.domain.types import Counts
 from sigreward.settings import Settings
 from sigreward.store import SQLITE_FILENAME, SqliteStore, make_store
@@ -93,7 +93,7 @@ def test_200_step_run_matches_reference_schedule(store_factory: StoreFactory) ->
     assert [h.score for h in history] == pytest.approx([s for _, s in scores])
     assert [h.k_after for h in history] == pytest.approx([k for k, _, _ in expected], abs=1e-9)
     # The k each step was answered with is the k after all earlier steps.
-    start_k = RunConfig().initial_k
+    start_k = base_k(RunConfig())
     assert ks == pytest.approx([start_k] + [k for k, _, _ in expected[:-1]], abs=1e-9)
     assert [h.k_before for h in history] == pytest.approx(ks)
     assert view.schedule.low_slope_count == expected[-1][1]
