@@ -11,12 +11,11 @@ store as it was.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, SampleError, StepTooFar
+from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, SampleError
 from sigreward.domain.retries import (
     RetryCheck,
     answer_from_json,
@@ -42,6 +41,7 @@ from sigreward.domain.schedule import (
     base_k,
     initial_state,
 )
+from sigreward.domain.steps import add_to_step, check_step_jump
 from sigreward.domain.types import Counts, SampleResult, ScoreResult
 from sigreward.domain.views import RunView, run_view
 from sigreward.store.base import FingerprintRecord, RunRecord, StepRecord, Store, Transaction
@@ -56,36 +56,6 @@ RETRY_COUNTER = "suspected_retries"
 # Called once per finished step whose k ends above K_WARNING_FACTOR * initial k:
 # (run_id, step, k). The metrics layer counts these.
 KWarningHook = Callable[[str, int, float], None]
-
-
-def check_step_jump(record: RunRecord, config: RunConfig, step: int) -> None:
-    """``StepTooFar`` when ``step`` is past the run's highest step by more than allowed."""
-    highest = max(
-        record.max_step if record.max_step is not None else 0,
-        record.finished_through if record.finished_through is not None else 0,
-    )
-    if step - highest > config.max_step_jump:
-        raise StepTooFar(record.run_id, step, highest, config.max_step_jump)
-
-
-def check_finite(row: StepRecord, counted: Sequence[tuple[SampleInput, SampleResult]]) -> None:
-    """``SampleError`` naming the first sample whose numbers would make the step's sums or a
-    reward non-finite. The bounds on accepted numbers keep this from firing; it is the last
-    guard that keeps one request from storing a value every later request would fail on."""
-    for sample, result in counted:
-        if not (math.isfinite(result.reward) and math.isfinite(result.length_reward)):
-            raise SampleError(sample.index, "score", "the reward of this sample is not finite")
-    sums = (
-        row.score_sum,
-        row.significant_sum,
-        row.insignificant_sum,
-        row.lr_correct_sum,
-        row.lr_wrong_sum,
-    )
-    if not all(math.isfinite(value) for value in sums) and counted:
-        raise SampleError(
-            counted[0][0].index, "score", "the step's sums would overflow; send smaller numbers"
-        )
 
 
 class RunService:
@@ -508,21 +478,7 @@ class RunService:
             dynamic_before=state.dynamic,
             low_before=state.low_slope_count,
         )
-        for sample, result in counted:
-            row.samples += 1
-            row.score_sum += sample.score
-            if sample.counts is not None:
-                row.counted += 1
-                row.significant_sum += sample.counts.significant
-                row.insignificant_sum += sample.counts.insignificant
-            if sample.correct:
-                row.n_correct += 1
-                row.lr_correct_sum += result.length_reward
-            else:
-                row.n_wrong += 1
-                row.lr_wrong_sum += result.length_reward
-            row.degenerate += int(result.degenerate_reference)
-        check_finite(row, counted)
+        add_to_step(row, counted)
         tx.put_step(row)
         tx.put_samples(
             run_id,
