@@ -37,8 +37,6 @@ class SampleError(RequestError):
     def __init__(self, index: int | None, field: str, message: str) -> None:
         # index None: the error concerns the samples list itself (e.g. it is empty).
         super().__init__("samples" if index is None else f"samples[{index}].{field}", message)
-        self.index = index
-        self.field = field
 
 
 class TooLarge(RequestError):

@@ -68,7 +68,7 @@ def test_group_rewards_need_prompt_ids(runs: RunService) -> None:
     runs.configure("s", RunConfigPatch(reward="shorter_better"))
     with pytest.raises(SampleError) as info:
         runs.score("s", 0, [sample(0, prompt=None, counts=None, num_tokens=5)])
-    assert info.value.field == "prompt_id"
+    assert info.value.param == "samples[0].prompt_id"
     result = runs.score("s", 0, tokens(300, 500) + tokens(100, correct=False))
     # L_SOL = 300: 2 - 0; 2 - 0.001 * 200; 0 - 0.001 * 200
     assert [r.reward for r in result.samples] == pytest.approx([2.0, 1.8, -0.2])

@@ -87,7 +87,7 @@ def test_submit_creates_run_with_defaults_and_scores_given_reference(runs: RunSe
 def test_rejected_submit_changes_nothing(runs: RunService) -> None:
     with pytest.raises(SampleError) as info:
         runs.score("r", 0, [given(0, True), sample(1)])  # second lacks its given reference
-    assert (info.value.index, info.value.field) == (1, "reference")
+    assert info.value.param == "samples[1].reference"
     assert "samples[1].reference" in str(info.value)
     with pytest.raises(RunNotFound):
         runs.get_run("r")
@@ -279,11 +279,11 @@ def test_group_references_use_this_requests_means(runs: RunService) -> None:
 def test_significance_counts_are_required(runs: RunService) -> None:
     with pytest.raises(SampleError) as info:
         runs.score("r", 0, [given(0, True, counts=None)])
-    assert info.value.field == "significance"  # values mode: the client must send values
+    assert info.value.param == "samples[0].significance"  # values mode: the client must send values
     classifier = RunService(runs.store, model_loaded=True)
     with pytest.raises(SampleError) as info:
         classifier.score("c", 0, [given(0, True, counts=None)])
-    assert info.value.field == "response"
+    assert info.value.param == "samples[0].response"
 
 
 @pytest.mark.parametrize(
@@ -323,7 +323,7 @@ def test_baselines_through_submit(runs: RunService, reward: str, params: dict) -
 def test_empty_samples_rejected(runs: RunService) -> None:
     with pytest.raises(SampleError) as info:
         runs.score("r", 0, [])
-    assert info.value.param == "samples" and info.value.index is None
+    assert info.value.param == "samples"
     with pytest.raises(ValueError, match="step"):
         runs.score("r", -1, [given(0, True)])
     assert runs.list_runs() == []
