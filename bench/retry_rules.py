@@ -1,7 +1,7 @@
 """What each rule for resent /get_reward requests does, on simulated OpenRLHF rollouts.
 
 OpenRLHF sends no sample ids; when an answer is lost it resends the same body. The server can
-only compare bodies and their timing (``sigreward.domain.runs.is_resent``: the same fingerprint stored
+only compare bodies and their timing (``sigreward.domain.retries.is_resent``: the same fingerprint stored
 between ``min_gap`` and ``window`` seconds before). This script simulates rollouts and counts,
 for each rule:
 
@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sigreward.domain.runs import is_resent  # noqa: E402
+from sigreward.domain.retries import is_resent  # noqa: E402
 
 RULES = [(0.0, 0.0), (2.0, 0.0), (10.0, 0.0), (200.0, 0.0), (10.0, 0.5), (200.0, 0.5)]
 TOKEN_S = 0.03

@@ -75,7 +75,9 @@ def fetch_run_http(url: str, run_id: str, api_key: str | None, timeout: float = 
 
 def fetch_run_store(run_id: str, data_dir: Path | None, database_url: str | None) -> dict:
     """The same document as GET /v1/runs/{run_id}, read from the store directly."""
-    from sigreward.domain.runs import RunNotFound, RunService
+    from sigreward.api.protocol import run_response
+    from sigreward.domain.errors import RunNotFound
+    from sigreward.domain.runs import RunService
     from sigreward.store import SQLITE_FILENAME, make_store
 
     if not database_url:
@@ -86,7 +88,7 @@ def fetch_run_store(run_id: str, data_dir: Path | None, database_url: str | None
             raise ReportError(f"--data-dir {data_dir}: no store file {SQLITE_FILENAME} there")
     store = make_store(Path(data_dir or "."), database_url)
     try:
-        return RunService(store, model_loaded=False).get_run(run_id).to_dict()
+        return run_response(RunService(store, model_loaded=False).get_run(run_id)).model_dump()
     except RunNotFound as err:
         raise ReportError(f"run {run_id!r} not found in the store") from err
     finally:

@@ -9,15 +9,15 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Path, Request
 
 from sigreward.api.errors import ApiError
-from sigreward.api.protocol import RUN_ID_CONSTRAINTS
+from sigreward.api.protocol import RUN_ID_SCHEMA
 from sigreward.api.state import ServiceState
 from sigreward.batching import BatcherClosed, ClientGone, JobTooLarge, QueueFull
-from sigreward.domain.runs import RunConflict, RunNotFound, SampleError, StepTooFar
+from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, TooLarge
 from sigreward.store import StoreUnavailable
 
 T = TypeVar("T")
 
-RunIdPath = Annotated[str, Path(**RUN_ID_CONSTRAINTS)]
+RunIdPath = Annotated[str, Path(**RUN_ID_SCHEMA)]
 
 
 def service_state(request: Request) -> ServiceState:
@@ -63,9 +63,9 @@ def domain_error(exc: Exception) -> Exception:
         return ApiError(409, str(exc), param=exc.fields[0] if exc.fields else None)
     if isinstance(exc, StoreUnavailable):
         return store_unavailable(exc)
-    if isinstance(exc, StepTooFar):
-        return ApiError(422, str(exc), param=exc.param)
-    if isinstance(exc, SampleError):
+    if isinstance(exc, TooLarge):
+        return ApiError(413, str(exc), param=exc.param)
+    if isinstance(exc, RequestError):
         return ApiError(422, str(exc), param=exc.param)
     if isinstance(exc, QueueFull):
         return ApiError(

@@ -8,7 +8,7 @@ The run and step come from the URL: ``--remote_rm_url 'http://host:8000/get_rewa
 (OpenRLHF cannot send a step). Without ``step`` the step is derived from the run option
 ``samples_per_step``: the run's durable sample counter numbers samples in arrival order, and a
 request whose first sample gets index i goes, whole, to step i // samples_per_step. The counter
-moves inside the submit transaction (``RunService.submit_counted``), so concurrent requests at
+moves inside the score transaction (``RunService.score_counted``), so concurrent requests at
 a step boundary land exactly, survive restarts and are shared by replicas; ``extra_logs`` says
 when the step was derived.
 ``?extra_logs=false`` leaves ``extra_logs`` out (some OpenRLHF 0.8 consumers fail on it).
@@ -30,15 +30,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from sigreward.api import scoring
 from sigreward.api.context import context_of
 from sigreward.api.deps import in_thread, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
 from sigreward.api.protocol import RewardSample, error_responses
-from sigreward.api.scoring import score_and_submit
 from sigreward.batching import Timing
+from sigreward.domain.retries import RetryCheck
 from sigreward.domain.run_config import RUN_ID_PATTERN
-from sigreward.domain.runs import RetryCheck
 
 # Bodies are parsed off the event loop, as on the other JSON routes (jsonroute.py).
 router = APIRouter(tags=["openrlhf"], route_class=ParsedJsonRoute)
@@ -215,11 +215,10 @@ async def get_reward(
         time.time(),
         RESEND_MIN_GAP_S,
     )
-    # step None: chosen from the run's sample counter inside the submit transaction.
-    result = await score_and_submit(state, run_id, step, samples, timing, retry)
+    # step None: chosen from the run's sample counter inside the score transaction.
+    result = await scoring.score(state, run_id, step, samples, timing, retry)
     step = result.step
     ctx.step = step
-    assert result.schedule is not None
     rewards = [r.reward for r in result.samples]
     out: dict[str, Any] = {
         "rewards": rewards,
@@ -234,7 +233,7 @@ async def get_reward(
             "sigreward_step": [float(step)] * n,
             # 1.0 when the step was derived from samples_per_step (no ?step= in the URL).
             "sigreward_step_derived": [1.0 if derived else 0.0] * n,
-            "sigreward_late": [1.0 if result.schedule.late else 0.0] * n,
+            "sigreward_late": [1.0 if result.late else 0.0] * n,
             "sigreward_prompt_found": [1.0 if ok else 0.0 for ok in found],
             # 1.0 when answered from an identical request of moments before (not counted).
             "sigreward_suspected_retry": [1.0 if result.suspected_retry else 0.0] * n,

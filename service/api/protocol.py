@@ -9,6 +9,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, m
 
 from sigreward.bounds import MAX_ABS_SCORE, MAX_COUNT, MAX_STEP, MAX_TOKENS
 from sigreward.domain.run_config import RUN_ID_PATTERN, RunConfig
+from sigreward.domain.samples import GivenReference, SampleRequest
+from sigreward.domain.types import Counts
+from sigreward.domain.views import RunView
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -25,15 +28,15 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[float, Field(ge=0, le=MAX_COUNT, allow_inf_nan=False)]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 Score = Annotated[float, Field(ge=-MAX_ABS_SCORE, le=MAX_ABS_SCORE, allow_inf_nan=False)]
-# A run id's constraints, for the body field here and the path parameter (deps.RunIdPath).
-RUN_ID_CONSTRAINTS: dict[str, Any] = {
+# A run id's schema, in a body field (RunId) and in a URL path (deps.RunIdPath).
+RUN_ID_SCHEMA: dict[str, Any] = {
     "pattern": RUN_ID_PATTERN,
     "min_length": 1,
     "max_length": 128,
     "description": "1 to 128 characters of [A-Za-z0-9._-]",
     "examples": ["exp-1"],
 }
-RunId = Annotated[str, Field(**RUN_ID_CONSTRAINTS)]
+RunId = Annotated[str, Field(**RUN_ID_SCHEMA)]
 
 
 class _Strict(BaseModel):
@@ -83,6 +86,16 @@ class Reference(_Strict):
             raise ValueError('"significant" and "insignificant" go together')
         return self
 
+    def to_reference(self) -> GivenReference:
+        counts = None
+        if self.significant is not None:
+            counts = Counts(float(self.significant), float(self.insignificant or 0.0))
+        return GivenReference(
+            response=self.response,
+            significance=None if self.significance is None else tuple(self.significance),
+            counts=counts,
+        )
+
 
 class RewardSample(_Strict):
     id: str | None = Field(
@@ -107,6 +120,22 @@ class RewardSample(_Strict):
         description="outcome score, at most 1e9 in magnitude; default 1.0 / 0.0 from correct",
     )
     reference: Reference | None = None
+
+    def to_sample(self, index: int) -> SampleRequest:
+        """The domain's sample; ``index`` is its position in the request."""
+        return SampleRequest(
+            index=index,
+            id=self.id,
+            prompt_id=self.prompt_id,
+            response=self.response,
+            significance=None if self.significance is None else tuple(self.significance),
+            num_tokens=self.num_tokens,
+            target_tokens=self.target_tokens,
+            correct=self.correct,
+            label=self.label,
+            score=self.score,
+            reference=None if self.reference is None else self.reference.to_reference(),
+        )
 
 
 class RewardsRequest(_Strict):
@@ -211,6 +240,15 @@ class RunResponse(BaseModel):
         default=0,
         description="requests answered from an identical one stored moments before (/get_reward)",
     )
+
+
+class RunListResponse(BaseModel):
+    runs: list[str] = Field(description="run ids, sorted")
+
+
+def run_response(view: RunView) -> RunResponse:
+    """The body of GET /v1/runs/{run_id} (and of PUT and the finish endpoint)."""
+    return RunResponse.model_validate(view, from_attributes=True)
 
 
 # -- significance inspection --------------------------------------------------------------

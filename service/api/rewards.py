@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
+from sigreward.api import scoring
 from sigreward.api.context import context_of
 from sigreward.api.deps import service_state
 from sigreward.api.jsonroute import ParsedJsonRoute
@@ -14,7 +15,6 @@ from sigreward.api.protocol import (
     ScheduleOut,
     error_responses,
 )
-from sigreward.api.scoring import score_and_submit
 from sigreward.batching import Timing
 
 router = APIRouter(tags=["rewards"], route_class=ParsedJsonRoute)
@@ -26,7 +26,7 @@ router = APIRouter(tags=["rewards"], route_class=ParsedJsonRoute)
     responses=error_responses(400, 401, 404, 413, 415, 422, 429, 503),
     summary="Length rewards for a batch of samples of one step of a run",
 )
-async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:
+async def score(request: Request, body: RewardsRequest) -> RewardsResponse:
     state = service_state(request)
     ctx = context_of(request)
     ctx.run_id = body.run_id
@@ -36,9 +36,8 @@ async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:
         ctx.logged_texts = [s.response for s in body.samples]
     timing = Timing()
     ctx.timing = timing
-    result = await score_and_submit(state, body.run_id, body.step, body.samples, timing)
+    result = await scoring.score(state, body.run_id, body.step, body.samples, timing)
     ctx.step = result.step  # the counted one when the request had none
-    assert result.schedule is not None
     return RewardsResponse(
         run_id=result.run_id,
         step=result.step,
@@ -46,5 +45,10 @@ async def rewards(request: Request, body: RewardsRequest) -> RewardsResponse:
         length_rewards=[r.length_reward for r in result.samples],
         # The edge models carry the domain results' fields under the same names.
         samples=[SampleReward.model_validate(r, from_attributes=True) for r in result.samples],
-        schedule=ScheduleOut.model_validate(result.schedule, from_attributes=True),
+        schedule=ScheduleOut(
+            k=result.schedule.k,
+            dynamic=result.schedule.dynamic,
+            low_slope_count=result.schedule.low_slope_count,
+            late=result.late,
+        ),
     )

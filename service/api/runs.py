@@ -1,4 +1,5 @@
-"""PUT / GET / DELETE /v1/runs/{run_id} and POST /v1/runs/{run_id}/steps/{step}/finish."""
+"""GET /v1/runs, PUT / GET / DELETE /v1/runs/{run_id} and
+POST /v1/runs/{run_id}/steps/{step}/finish."""
 
 from __future__ import annotations
 
@@ -10,11 +11,23 @@ from sigreward.api.context import context_of
 from sigreward.api.deps import RunIdPath, in_thread, runs_of, service_state
 from sigreward.api.errors import ApiError
 from sigreward.api.jsonroute import ParsedJsonRoute
-from sigreward.api.protocol import RunResponse, error_responses
+from sigreward.api.protocol import RunListResponse, RunResponse, error_responses, run_response
 from sigreward.domain.run_config import RunConfigPatch
 from sigreward.reward.params import RewardParamError
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], route_class=ParsedJsonRoute)
+
+
+@router.get(
+    "",
+    response_model=RunListResponse,
+    responses=error_responses(401, 503),
+    summary="List the ids of all runs (the web page's run picker)",
+)
+async def list_runs(request: Request) -> RunListResponse:
+    runs = runs_of(request)
+    return RunListResponse(runs=sorted(await in_thread(runs.list_runs)))
+
 
 _PUT_EXAMPLE = {
     "significance": "values",
@@ -34,7 +47,7 @@ _PUT_EXAMPLE = {
     },
     summary="Create a run (201) or confirm its configuration (200); 409 when it differs",
 )
-async def put_run(
+async def configure(
     request: Request,
     response: Response,
     run_id: RunIdPath,
@@ -52,14 +65,14 @@ async def put_run(
         )
     runs = runs_of(request)
     try:
-        _, created = await in_thread(runs.put_run, run_id, patch)
+        _, created = await in_thread(runs.configure, run_id, patch)
     except RewardParamError as exc:  # e.g. a required one missing, checked on creation
         raise ApiError(422, str(exc), param=exc.param) from exc
     except ValueError as exc:
         raise ApiError(422, str(exc), param=_param_of(str(exc))) from exc
     view = await in_thread(runs.get_run, run_id)
     response.status_code = 201 if created else 200
-    return RunResponse.model_validate(view.to_dict())
+    return run_response(view)
 
 
 def _param_of(message: str) -> str | None:
@@ -76,7 +89,7 @@ def _param_of(message: str) -> str | None:
 async def get_run(request: Request, run_id: RunIdPath) -> RunResponse:
     context_of(request).run_id = run_id
     view = await in_thread(runs_of(request).get_run, run_id)
-    return RunResponse.model_validate(view.to_dict())
+    return run_response(view)
 
 
 @router.delete(
@@ -108,6 +121,6 @@ async def finish_step(
     ctx.run_id = run_id
     ctx.step = step
     state = service_state(request)
-    view = await in_thread(runs_of(request).finish, run_id, step)
+    view = await in_thread(runs_of(request).finish_step, run_id, step)
     state.metrics.observe_k(run_id, view.schedule.k)
-    return RunResponse.model_validate(view.to_dict())
+    return run_response(view)

@@ -14,8 +14,10 @@ from sigreward.api.protocol import (
     UnitDetailOut,
     error_responses,
 )
-from sigreward.api.scoring import SPAN_ERROR, value_span_ok
+from sigreward.api.scoring import sample_limits
 from sigreward.batching import Timing
+from sigreward.domain.errors import TooLarge
+from sigreward.domain.samples import SPAN_ERROR, value_span_ok
 
 router = APIRouter(tags=["significance"], route_class=ParsedJsonRoute)
 
@@ -30,23 +32,16 @@ DEFAULT_THRESHOLD = 0.5
 )
 async def significance(request: Request, body: SignificanceRequest) -> SignificanceResponse:
     state = service_state(request)
-    settings = state.settings
     items = body.texts if body.texts is not None else body.values
     assert items is not None
     name = "texts" if body.texts is not None else "values"
-    if len(items) > settings.max_samples:
-        raise ApiError(
-            413,
-            f"{name}: {len(items)} items exceed the limit of {settings.max_samples} per request",
-            param=name,
-        )
-    for i, item in enumerate(items):
-        if len(item) > settings.max_chars_per_response:
-            raise ApiError(
-                413,
-                f"{name}[{i}]: {len(item)} exceeds the limit of {settings.max_chars_per_response}",
-                param=f"{name}[{i}]",
-            )
+    limits = sample_limits(state)
+    try:
+        limits.check_count(name, len(items), "items")
+        for i, item in enumerate(items):
+            limits.check_length(f"{name}[{i}]", len(item))
+    except TooLarge as exc:
+        raise domain_error(exc) from exc
     for i, values in enumerate(body.values or []):
         if not value_span_ok(values):
             raise ApiError(

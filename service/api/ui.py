@@ -1,4 +1,4 @@
-"""The web page (/ui, its static assets under /ui/static/) and the run list it picks from.
+"""The web page (/ui) and its static assets under /ui/static/; its run list is GET /v1/runs.
 
 The page and its assets are open, like /livez: they carry no data. Everything the page shows
 comes from the /v1 API, which the page calls with the bearer token the user enters.
@@ -9,13 +9,10 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
 
-from sigreward.api.deps import in_thread, runs_of
 from sigreward.api.errors import ApiError
-from sigreward.api.protocol import error_responses
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "ui" / "static"
 
@@ -31,23 +28,6 @@ _PAGE_HEADERS = {
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
 router = APIRouter()
-
-
-class RunListResponse(BaseModel):
-    runs: list[str] = Field(description="run ids, sorted")
-
-
-@router.get(
-    "/v1/runs",
-    response_model=RunListResponse,
-    tags=["runs"],
-    responses=error_responses(401, 503),
-    summary="List the ids of all runs (the web page's run picker)",
-)
-async def list_runs(request: Request) -> RunListResponse:
-    # Bearer auth comes from the service middleware, as for every /v1 route.
-    runs = runs_of(request)
-    return RunListResponse(runs=sorted(await in_thread(runs.list_runs)))
 
 
 @router.get("/ui", include_in_schema=False)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -163,7 +162,3 @@ class RunConfig(BaseModel):
             mine = validate_reward_params(self.reward, given["reward_params"] or {})
             given["reward_params"] = {**defaults, **mine}
         return [name for name, value in given.items() if stored.get(name) != value]
-
-    @property
-    def initial_k(self) -> float:
-        return self.lambda_w_e / (math.pi / 2)

@@ -1,24 +1,39 @@
-"""The run domain: one atomic ``submit`` per rewards request (api.md "Precise rules").
+"""``RunService``: one atomic ``score`` per rewards request (api.md "Precise rules").
 
-Inside one store write transaction ``submit`` creates the run if needed, finishes every earlier
+Inside one store write transaction ``score`` creates the run if needed, finishes every earlier
 step (applying the schedule of docs/method.md#schedule-of-k), decides whether the request is late and
 which k applies, resolves references (given / first_seen / group), computes the rewards,
 answers retried sample ids with their stored results, and adds the rest to the step's
-aggregates. The transaction commits durably before ``submit`` returns; any exception leaves the
+aggregates. The transaction commits durably before ``score`` returns; any exception leaves the
 store as it was.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict
 
+from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, SampleError
+from sigreward.domain.retries import (
+    RetryCheck,
+    answer_from_json,
+    answer_json,
+    is_resent,
+    sample_result_from_json,
+    sample_result_json,
+)
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
+from sigreward.domain.sample_rewards import baseline_results, request_means, significance_results
+from sigreward.domain.samples import (
+    SampleInput,
+    SampleLimits,
+    SampleRequest,
+    check_limits,
+    check_samples,
+    check_scored,
+)
 from sigreward.domain.schedule import (
     K_WARNING_FACTOR,
     ScheduleState,
@@ -26,9 +41,9 @@ from sigreward.domain.schedule import (
     base_k,
     initial_state,
 )
-from sigreward.domain.types import Counts, SampleInput, SampleResult, ScheduleView, SubmitResult
-from sigreward.reward.baselines import GROUP_REWARDS, BaselineSample, baseline_rewards
-from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
+from sigreward.domain.steps import add_to_step, check_step_jump
+from sigreward.domain.types import Counts, SampleResult, ScoreResult
+from sigreward.domain.views import RunView, run_view
 from sigreward.store.base import FingerprintRecord, RunRecord, StepRecord, Store, Transaction
 
 log = logging.getLogger(__name__)
@@ -37,251 +52,10 @@ log = logging.getLogger(__name__)
 SAMPLE_COUNTER = "samples"
 # The store counter of requests answered as suspected retries (RetryCheck).
 RETRY_COUNTER = "suspected_retries"
-L1_REWARDS = ("l1_exact", "l1_max")
 
 # Called once per finished step whose k ends above K_WARNING_FACTOR * initial k:
 # (run_id, step, k). The metrics layer counts these.
 KWarningHook = Callable[[str, int, float], None]
-
-
-class RunNotFound(LookupError):
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"run {run_id!r} does not exist")
-        self.run_id = run_id
-
-
-class RunConflict(Exception):
-    """PUT of an existing run with different values for the listed fields (409)."""
-
-    def __init__(self, run_id: str, fields: list[str]) -> None:
-        super().__init__(
-            f"run {run_id!r} exists with a different configuration: {', '.join(fields)}"
-        )
-        self.run_id = run_id
-        self.fields = fields
-
-
-class SampleError(ValueError):
-    """A sample lacks what its run's modes need (422); names the sample index and field."""
-
-    def __init__(self, index: int | None, field: str, message: str) -> None:
-        # index None: the error concerns the samples list itself (e.g. it is empty).
-        self.param = "samples" if index is None else f"samples[{index}].{field}"
-        super().__init__(f"{self.param}: {message}")
-        self.index = index
-        self.field = field
-
-
-class StepTooFar(ValueError):
-    """A step more than the run's ``max_step_jump`` past the highest step it has seen (422).
-
-    Without the bound, one request for a huge step would make every later real step late."""
-
-    def __init__(self, run_id: str, step: int, highest: int, jump: int) -> None:
-        super().__init__(
-            f"step: {step} is more than max_step_jump = {jump} steps past the highest step "
-            f"run {run_id!r} has seen ({highest}); raise the run option max_step_jump "
-            f"(PUT /v1/runs/{run_id}) to allow it"
-        )
-        self.param = "step"
-
-
-def check_step_jump(record: RunRecord, config: RunConfig, step: int) -> None:
-    """``StepTooFar`` when ``step`` is past the run's highest step by more than allowed."""
-    highest = max(
-        record.max_step if record.max_step is not None else 0,
-        record.finished_through if record.finished_through is not None else 0,
-    )
-    if step - highest > config.max_step_jump:
-        raise StepTooFar(record.run_id, step, highest, config.max_step_jump)
-
-
-def check_finite(row: StepRecord, counted: Sequence[tuple[SampleInput, SampleResult]]) -> None:
-    """``SampleError`` naming the first sample whose numbers would make the step's sums or a
-    reward non-finite. The bounds on accepted numbers keep this from firing; it is the last
-    guard that keeps one request from storing a value every later request would fail on."""
-    for sample, result in counted:
-        if not (math.isfinite(result.reward) and math.isfinite(result.length_reward)):
-            raise SampleError(sample.index, "score", "the reward of this sample is not finite")
-    sums = (
-        row.score_sum,
-        row.significant_sum,
-        row.insignificant_sum,
-        row.lr_correct_sum,
-        row.lr_wrong_sum,
-    )
-    if not all(math.isfinite(value) for value in sums) and counted:
-        raise SampleError(
-            counted[0][0].index, "score", "the step's sums would overflow; send smaller numbers"
-        )
-
-
-@dataclass(frozen=True)
-class RetryCheck:
-    """How to recognise a resent request that carries no sample ids (OpenRLHF): the same
-    ``fingerprint`` (a hash of everything the request sends) stored less than ``window_s``
-    seconds before ``now`` is answered with that request's stored result and counts nothing.
-    See docs/integrations.md for what the window trades off."""
-
-    fingerprint: str
-    window_s: float
-    now: float
-    # A resent request comes at least this long after the first was answered (OpenRLHF sleeps
-    # 1 s before it resends); identical responses generated together arrive closer than that.
-    min_gap_s: float = 0.0
-
-
-def is_resent(age_s: float, window_s: float, min_gap_s: float = 0.0) -> bool:
-    """Whether a request identical to one stored ``age_s`` seconds ago counts as a resent copy
-    (the rule ``bench/retry_rules.py`` measures)."""
-    return window_s > 0 and min_gap_s <= age_s <= window_s
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One finished step, as GET /v1/runs/{run_id} shows it."""
-
-    step: int
-    score: float
-    samples: int
-    k_before: float
-    k_after: float
-    mean_significant: float | None
-    mean_insignificant: float | None
-    mean_length_reward_correct: float | None
-    mean_length_reward_wrong: float | None
-    degenerate_references: int
-
-
-@dataclass(frozen=True)
-class RunScheduleView:
-    k: float
-    dynamic: bool
-    low_slope_count: int
-    last_finished_step: int | None
-    k_warning: bool
-    max_step: int | None
-    finished_through: int | None
-    history: list[HistoryEntry] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class RunView:
-    run_id: str
-    config: RunConfig
-    schedule: RunScheduleView
-    # Samples numbered by the server's counter (requests without a step), and requests
-    # answered from a recent identical one (RetryCheck) instead of being counted again.
-    counted_samples: int = 0
-    suspected_retries: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body of GET /v1/runs/{run_id} (and of the finish endpoint)."""
-        return {
-            "run_id": self.run_id,
-            "config": self.config.model_dump(),
-            "schedule": asdict(self.schedule),
-            "counted_samples": self.counted_samples,
-            "suspected_retries": self.suspected_retries,
-        }
-
-
-def _has(sample: Any, name: str) -> bool:
-    return getattr(sample, name, None) is not None
-
-
-def validate_samples(config: RunConfig, samples: Sequence[Any]) -> None:
-    """Raise ``SampleError`` for the first sample that lacks what ``config``'s modes need.
-
-    Works on ``SampleInput`` and on any request object with the same attribute names
-    (``prompt_id``, ``reference``, ``num_tokens``, ``target_tokens``), so the API can call it
-    before the expensive scoring. On objects that carry ``counts`` (``SampleInput``), a missing
-    ``counts`` under the significance reward is reported as the field the client must send
-    (``response`` or ``significance``).
-    """
-    if not samples:
-        raise SampleError(None, "samples", "at least one sample is required")
-    for position, sample in enumerate(samples):
-        index = getattr(sample, "index", position)
-        if not isinstance(index, int):
-            index = position
-        if config.reward == "significance":
-            if hasattr(sample, "counts") and sample.counts is None:
-                wanted = "response" if config.significance == "classifier" else "significance"
-                raise SampleError(index, wanted, f"required in {config.significance} mode")
-            if config.reference == "given" and not _has(sample, "reference"):
-                raise SampleError(index, "reference", 'required when reference is "given"')
-            if config.reference in ("first_seen", "group") and not _has(sample, "prompt_id"):
-                raise SampleError(
-                    index, "prompt_id", f'required when reference is "{config.reference}"'
-                )
-            continue
-        if not _has(sample, "num_tokens"):
-            raise SampleError(index, "num_tokens", f'required by reward "{config.reward}"')
-        if config.reward in L1_REWARDS and not _has(sample, "target_tokens"):
-            raise SampleError(index, "target_tokens", f'required by reward "{config.reward}"')
-        if config.reward in GROUP_REWARDS and not _has(sample, "prompt_id"):
-            raise SampleError(index, "prompt_id", f'required by reward "{config.reward}"')
-
-
-def _mean_counts(members: Sequence[Counts]) -> Counts:
-    n = len(members)
-    return Counts(
-        sum(c.significant for c in members) / n, sum(c.insignificant for c in members) / n
-    )
-
-
-def _request_means(samples: Sequence[SampleInput]) -> dict[str, Counts]:
-    """Mean counts per prompt_id over this request's samples (the sample itself included)."""
-    groups: dict[str, list[Counts]] = {}
-    for sample in samples:
-        if sample.prompt_id is not None and sample.counts is not None:
-            groups.setdefault(sample.prompt_id, []).append(sample.counts)
-    return {prompt_id: _mean_counts(members) for prompt_id, members in groups.items()}
-
-
-def _result_json(result: SampleResult) -> str:
-    data = asdict(result)
-    data.pop("duplicate")
-    return json.dumps(data, allow_nan=False)
-
-
-def _result_from_json(text: str) -> SampleResult:
-    return SampleResult(**json.loads(text), duplicate=True)
-
-
-def _submit_json(result: SubmitResult) -> str:
-    return json.dumps(asdict(result), allow_nan=False)
-
-
-def _submit_from_json(text: str) -> SubmitResult:
-    """A stored answer, replayed: its samples are marked as duplicates."""
-    data = json.loads(text)
-    return SubmitResult(
-        run_id=data["run_id"],
-        step=data["step"],
-        samples=[SampleResult(**{**s, "duplicate": True}) for s in data["samples"]],
-        schedule=None if data["schedule"] is None else ScheduleView(**data["schedule"]),
-        suspected_retry=True,
-    )
-
-
-def _history_entry(row: StepRecord) -> HistoryEntry:
-    def mean(total: float, n: int) -> float | None:
-        return total / n if n else None
-
-    return HistoryEntry(
-        step=row.step,
-        score=row.score_sum / row.samples,
-        samples=row.samples,
-        k_before=row.k_before,
-        k_after=row.k_after if row.k_after is not None else row.k_before,
-        mean_significant=mean(row.significant_sum, row.counted),
-        mean_insignificant=mean(row.insignificant_sum, row.counted),
-        mean_length_reward_correct=mean(row.lr_correct_sum, row.n_correct),
-        mean_length_reward_wrong=mean(row.lr_wrong_sum, row.n_wrong),
-        degenerate_references=row.degenerate,
-    )
 
 
 class RunService:
@@ -308,7 +82,7 @@ class RunService:
     def _new_record(self, run_id: str, config: RunConfig) -> RunRecord:
         return RunRecord(run_id, config.model_dump_json(), initial_state(config).to_json())
 
-    def put_run(self, run_id: str, patch: RunConfigPatch) -> tuple[RunConfig, bool]:
+    def configure(self, run_id: str, patch: RunConfigPatch) -> tuple[RunConfig, bool]:
         """Create the run (True) or confirm it (False); ``RunConflict`` when fields differ.
 
         ``ValueError`` when the patch cannot be resolved; ``RewardParamError`` (a ValueError
@@ -328,12 +102,8 @@ class RunService:
             raise RunConflict(run_id, conflicts)
         return existing, False
 
-    def get_config(self, run_id: str, create: bool = False) -> RunConfig:
-        """The stored configuration; with ``create`` a missing run is created with defaults."""
-        if create:
-            with self.store.write() as tx:
-                stored, _ = tx.ensure_run(self._new_record(run_id, self.default_config()))
-                return RunConfig.model_validate_json(stored.config_json)
+    def get_config(self, run_id: str) -> RunConfig:
+        """The stored configuration; ``RunNotFound`` when the run does not exist."""
         with self.store.read() as tx:
             record = tx.get_run(run_id)
         if record is None:
@@ -341,17 +111,32 @@ class RunService:
         return RunConfig.model_validate_json(record.config_json)
 
     def effective_config(self, run_id: str) -> RunConfig:
-        """The stored configuration, or the defaults a submit would create; changes nothing."""
+        """The stored configuration, or the defaults a score would create; changes nothing."""
         with self.store.read() as tx:
             record = tx.get_run(run_id)
         if record is None:
             return self.default_config()
         return RunConfig.model_validate_json(record.config_json)
 
-    def validate(self, run_id: str, samples: Sequence[Any]) -> RunConfig:
-        """Check ``samples`` against the run's (effective) configuration before scoring them."""
+    def check_samples(
+        self,
+        run_id: str,
+        samples: Sequence[SampleRequest],
+        limits: SampleLimits,
+        counted: bool = False,
+    ) -> RunConfig:
+        """Refuse a request before its samples are scored: ``TooLarge`` past ``limits``, a
+        ``RequestError`` for what the run's (effective) configuration cannot score, and, with
+        ``counted`` (no step given), a run without ``samples_per_step``. Changes nothing."""
+        check_limits(samples, limits)
         config = self.effective_config(run_id)
-        validate_samples(config, samples)
+        if counted and config.samples_per_step is None:
+            raise RequestError(
+                "step",
+                "give the step, or set the run option samples_per_step "
+                f"(PUT /v1/runs/{run_id}) so the server can count it",
+            )
+        check_samples(config, samples, self.model_loaded)
         return config
 
     # reading and deleting -----------------------------------------------------------------
@@ -363,21 +148,9 @@ class RunService:
             return self._view(tx, record)
 
     def _view(self, tx: Transaction, record: RunRecord) -> RunView:
-        state = ScheduleState.from_json(record.schedule_json)
-        history = [_history_entry(row) for row in tx.finished_steps(record.run_id)]
-        return RunView(
-            run_id=record.run_id,
-            config=RunConfig.model_validate_json(record.config_json),
-            schedule=RunScheduleView(
-                k=state.k,
-                dynamic=state.dynamic,
-                low_slope_count=state.low_slope_count,
-                last_finished_step=state.last_finished_step,
-                k_warning=state.k_warning,
-                max_step=record.max_step,
-                finished_through=record.finished_through,
-                history=history,
-            ),
+        return run_view(
+            record,
+            tx.finished_steps(record.run_id),
             counted_samples=tx.get_counter(record.run_id, SAMPLE_COUNTER),
             suspected_retries=tx.get_counter(record.run_id, RETRY_COUNTER),
         )
@@ -424,7 +197,7 @@ class RunService:
         record.schedule_json = state.to_json()
         return state
 
-    def finish(self, run_id: str, step: int) -> RunView:
+    def finish_step(self, run_id: str, step: int) -> RunView:
         """Finish every step <= ``step`` explicitly; later requests for them are late."""
         if step < 0:
             raise ValueError("step must be >= 0")
@@ -441,14 +214,14 @@ class RunService:
             tx.update_run(record)
             return self._view(tx, record)
 
-    # submitting ---------------------------------------------------------------------------
-    def submit(
+    # scoring ------------------------------------------------------------------------------
+    def score(
         self,
         run_id: str,
         step: int,
         samples: Sequence[SampleInput],
         retry: RetryCheck | None = None,
-    ) -> SubmitResult:
+    ) -> ScoreResult:
         """Score ``samples`` for ``step`` of the run in one durable transaction."""
         if step < 0:
             raise ValueError("step must be >= 0")
@@ -458,16 +231,14 @@ class RunService:
             if replay is not None:
                 return replay
             check_step_jump(record, RunConfig.model_validate_json(record.config_json), step)
-            result = self._submit_locked(tx, record, step, samples)
+            result = self._score_locked(tx, record, step, samples)
             self._remember(tx, run_id, retry, result)
             return result
 
     # retried requests without sample ids --------------------------------------------------
-    def _replay(
-        self, tx: Transaction, run_id: str, retry: RetryCheck | None
-    ) -> SubmitResult | None:
+    def _replay(self, tx: Transaction, run_id: str, retry: RetryCheck | None) -> ScoreResult | None:
         """The stored answer when ``retry`` matches a recent request; counts the retry."""
-        if retry is None or retry.window_s <= 0:
+        if retry is None or not retry.enabled:
             return None
         seen = tx.get_fingerprint(run_id, retry.fingerprint)
         if seen is None or not is_resent(retry.now - seen.seen_at, retry.window_s, retry.min_gap_s):
@@ -479,12 +250,12 @@ class RunService:
             run_id,
             retry.now - seen.seen_at,
         )
-        return _submit_from_json(seen.result_json)
+        return answer_from_json(seen.result_json)
 
     def _remember(
-        self, tx: Transaction, run_id: str, retry: RetryCheck | None, result: SubmitResult
+        self, tx: Transaction, run_id: str, retry: RetryCheck | None, result: ScoreResult
     ) -> None:
-        if retry is None or retry.window_s <= 0:
+        if retry is None or not retry.enabled:
             return
         # When it was stored, not when it arrived: a resent copy can only follow a lost
         # answer, while identical responses generated together arrive before the first one
@@ -493,12 +264,12 @@ class RunService:
         tx.put_fingerprint(
             run_id,
             retry.fingerprint,
-            FingerprintRecord(result.step, _submit_json(result), stored_at),
+            FingerprintRecord(result.step, answer_json(result), stored_at),
             prune_before=stored_at - retry.window_s,
         )
 
     # the sample counter (OpenRLHF's step-less requests) -----------------------------------
-    def _assign_locked(self, tx: Transaction, record: RunRecord, n: int) -> int:
+    def _reserve_samples(self, tx: Transaction, record: RunRecord, n: int) -> int:
         first = tx.add_to_counter(record.run_id, SAMPLE_COUNTER, n)
         if first == 0 and record.max_step is not None:
             # The run counted samples before it used the counter (explicit steps): start the
@@ -508,24 +279,14 @@ class RunService:
             tx.add_to_counter(record.run_id, SAMPLE_COUNTER, first)
         return first
 
-    def assign_samples(self, run_id: str, n: int) -> int:
-        """Reserve ``n`` consecutive sample indices of the run; return the first (durable)."""
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        with self.store.write() as tx:
-            record = tx.lock_run(run_id)
-            if record is None:
-                raise RunNotFound(run_id)
-            return self._assign_locked(tx, record, n)
-
-    def submit_counted(
+    def score_counted(
         self, run_id: str, samples: Sequence[SampleInput], retry: RetryCheck | None = None
-    ) -> SubmitResult:
-        """``submit`` with the step taken from the run's sample counter, in one transaction:
-        the request's first sample index i (``assign_samples``) gives step
+    ) -> ScoreResult:
+        """``score`` with the step taken from the run's sample counter, in one transaction:
+        the request's first sample index i gives step
         i // samples_per_step, and all its samples go to that step.
 
-        Counting inside the submit transaction makes the step exact under concurrency (a
+        Counting inside the score transaction makes the step exact under concurrency (a
         request can never be late because another one overtook it after choosing its step);
         a rejected request reserves no index. Never below the run's highest step, nor at or
         below an explicitly finished one, so mixing with explicit steps counts every sample.
@@ -541,7 +302,7 @@ class RunService:
             config = RunConfig.model_validate_json(record.config_json)
             if config.samples_per_step is None:
                 raise SampleError(
-                    None, "samples_per_step", "the run has no samples_per_step to derive steps"
+                    None, "samples", "the run has no samples_per_step to derive steps"
                 )
             by_groups = config.samples_per_prompt is not None and all(
                 s.prompt_id is not None for s in samples
@@ -560,17 +321,17 @@ class RunService:
                 # A retry of a request whose answer was lost: same step as the first time.
                 fresh = sum(1 for s in samples if s.id is None or s.id not in seen)
                 if fresh:
-                    self._assign_locked(tx, record, fresh)
+                    self._reserve_samples(tx, record, fresh)
                 step = min(seen.values())
             else:
-                first = self._assign_locked(tx, record, len(samples))
+                first = self._reserve_samples(tx, record, len(samples))
                 step = first // config.samples_per_step
                 if record.max_step is not None:
                     step = max(step, record.max_step)
                 if record.finished_through is not None:
                     step = max(step, record.finished_through + 1)
-            result = self._submit_locked(tx, record, step, samples)
-            if by_groups and not result.schedule_late():
+            result = self._score_locked(tx, record, step, samples)
+            if by_groups and not result.late:
                 self._add_to_groups(tx, run_id, step, samples)
             self._remember(tx, run_id, retry, result)
             return result
@@ -606,16 +367,16 @@ class RunService:
         step: int,
         samples: Sequence[SampleInput],
         retry: RetryCheck | None,
-    ) -> SubmitResult:
+    ) -> ScoreResult:
         """Answer a resent copy without moving the counter or the step's aggregates: from the
         identical request's stored answer when there is one, else scored with its groups'
         step's k (a real sample whose resent twin was counted in its place)."""
         tx.add_to_counter(record.run_id, RETRY_COUNTER, 1)
-        if retry is not None and retry.window_s > 0:
+        if retry is not None and retry.enabled:
             seen = tx.get_fingerprint(record.run_id, retry.fingerprint)
             if seen is not None:
-                return _submit_from_json(seen.result_json)
-        result = self._submit_locked(tx, record, step, samples, count=False)
+                return answer_from_json(seen.result_json)
+        result = self._score_locked(tx, record, step, samples, count=False)
         result.suspected_retry = True
         return result
 
@@ -638,19 +399,19 @@ class RunService:
                 updated[prompt_id] = (step, n)
         tx.put_prompt_groups(run_id, updated)
 
-    def _submit_locked(
+    def _score_locked(
         self,
         tx: Transaction,
         record: RunRecord,
         step: int,
         samples: Sequence[SampleInput],
         count: bool = True,
-    ) -> SubmitResult:
-        """The body of ``submit`` inside a write transaction that holds the run's lock.
+    ) -> ScoreResult:
+        """The body of ``score`` inside a write transaction that holds the run's lock.
         ``count`` False: score only (a resent copy), the step's aggregates stay as they are."""
         run_id = record.run_id
         config = RunConfig.model_validate_json(record.config_json)
-        validate_samples(config, samples)
+        check_scored(config, samples)
         state = ScheduleState.from_json(record.schedule_json)
         late = (record.max_step is not None and step < record.max_step) or (
             record.finished_through is not None and step <= record.finished_through
@@ -664,14 +425,18 @@ class RunService:
         else:
             state = self._finish_through(tx, record, config, state, step - 1)
 
-        results = self._score(tx, config, run_id, step, samples, state.k)
+        if config.reward == "significance":
+            references = self._references(tx, config, run_id, step, samples)
+            results = significance_results(config, samples, references, state.k)
+        else:
+            results = baseline_results(config, step, samples)
         stored = tx.get_samples(run_id, step, [s.id for s in samples if s.id is not None])
         answered: dict[str, SampleResult] = {}
         final: list[SampleResult] = []
         counted: list[tuple[SampleInput, SampleResult]] = []
         for sample, result in zip(samples, results, strict=True):
             if sample.id is not None and sample.id in stored:
-                result = _result_from_json(stored[sample.id])
+                result = sample_result_from_json(stored[sample.id])
             elif sample.id is not None and sample.id in answered:
                 result = SampleResult(**{**asdict(answered[sample.id]), "duplicate": True})
             else:
@@ -687,13 +452,12 @@ class RunService:
                 record.max_step = step if record.max_step is None else max(record.max_step, step)
             # Also without counting: earlier steps may just have been finished.
             tx.update_run(record)
-        return SubmitResult(
+        return ScoreResult(
             run_id=run_id,
             step=step,
             samples=final,
-            schedule=ScheduleView(
-                k=state.k, dynamic=state.dynamic, low_slope_count=state.low_slope_count, late=late
-            ),
+            schedule=state,
+            late=late,
         )
 
     def _count(
@@ -714,63 +478,13 @@ class RunService:
             dynamic_before=state.dynamic,
             low_before=state.low_slope_count,
         )
-        for sample, result in counted:
-            row.samples += 1
-            row.score_sum += sample.score
-            if sample.counts is not None:
-                row.counted += 1
-                row.significant_sum += sample.counts.significant
-                row.insignificant_sum += sample.counts.insignificant
-            if sample.correct:
-                row.n_correct += 1
-                row.lr_correct_sum += result.length_reward
-            else:
-                row.n_wrong += 1
-                row.lr_wrong_sum += result.length_reward
-            row.degenerate += int(result.degenerate_reference)
-        check_finite(row, counted)
+        add_to_step(row, counted)
         tx.put_step(row)
         tx.put_samples(
             run_id,
             step,
-            [(s.id, _result_json(r)) for s, r in counted if s.id is not None],
+            [(s.id, sample_result_json(r)) for s, r in counted if s.id is not None],
         )
-
-    def _score(
-        self,
-        tx: Transaction,
-        config: RunConfig,
-        run_id: str,
-        step: int,
-        samples: Sequence[SampleInput],
-        k: float,
-    ) -> list[SampleResult]:
-        if config.reward != "significance":
-            return self._score_baseline(config, step, samples)
-        references = self._references(tx, config, run_id, step, samples)
-        params = SignificanceRewardParams(
-            config.lambda_c, config.lambda_w_n, config.lambda_w_e, config.degenerate_reference
-        )
-        results = []
-        for sample, reference in zip(samples, references, strict=True):
-            assert sample.counts is not None  # validate_samples checked it
-            length_reward, degenerate = significance_length_reward(
-                sample.correct, sample.counts, reference, k, params
-            )
-            results.append(
-                SampleResult(
-                    id=sample.id,
-                    length_reward=length_reward,
-                    reward=sample.score + length_reward,
-                    correct=sample.correct,
-                    significant=sample.counts.significant,
-                    insignificant=sample.counts.insignificant,
-                    reference_significant=reference.significant,
-                    reference_insignificant=reference.insignificant,
-                    degenerate_reference=degenerate,
-                )
-            )
-        return results
 
     def _references(
         self,
@@ -782,7 +496,7 @@ class RunService:
     ) -> list[Counts]:
         if config.reference == "given":
             return [s.reference for s in samples]  # type: ignore[misc]
-        means = _request_means(samples)
+        means = request_means(samples)
         if config.reference == "group":
             return [means[s.prompt_id] for s in samples]  # type: ignore[index]
         pinned = tx.get_references(run_id, list(means))
@@ -791,29 +505,3 @@ class RunService:
             tx.put_references(run_id, step, new)
             pinned.update(new)
         return [pinned[s.prompt_id] for s in samples]  # type: ignore[index]
-
-    def _score_baseline(
-        self, config: RunConfig, step: int, samples: Sequence[SampleInput]
-    ) -> list[SampleResult]:
-        inputs = [
-            BaselineSample(
-                score=s.score,
-                correct=s.correct,
-                num_tokens=s.num_tokens,  # type: ignore[arg-type]
-                prompt_id=s.prompt_id,
-                target_tokens=s.target_tokens,
-            )
-            for s in samples
-        ]
-        totals = baseline_rewards(config.reward, inputs, config.reward_params, step)
-        return [
-            SampleResult(
-                id=s.id,
-                length_reward=total - s.score,
-                reward=total,
-                correct=s.correct,
-                significant=None if s.counts is None else s.counts.significant,
-                insignificant=None if s.counts is None else s.counts.insignificant,
-            )
-            for s, total in zip(samples, totals, strict=True)
-        ]

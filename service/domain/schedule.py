@@ -2,7 +2,7 @@
 
 ``apply_finished_step`` takes the state after the previous finished step and returns the state
 after step ``step`` with training score ``score``. Nothing here reads clocks, stores or logs;
-``service/runs.py`` persists the state (``to_json`` / ``from_json``) and reports warnings.
+``sigreward.domain.runs`` persists the state (``to_json`` / ``from_json``) and reports warnings.
 """
 
 from __future__ import annotations
@@ -10,20 +10,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sigreward.domain.run_config import RunConfig
 
 # docs/method.md#schedule-of-k: metrics and logs report k above this multiple of its starting value.
 K_WARNING_FACTOR = 4.0
-
-
-class ScheduleConfig(Protocol):
-    """The fields of a run's configuration the schedule reads (``RunConfig`` has them all)."""
-
-    lambda_w_e: float
-    slope_start_step: int
-    slope_period: int
-    slope_threshold: float
-    k_max: float | None
 
 
 @dataclass(frozen=True)
@@ -71,16 +64,16 @@ class ScheduleState:
         )
 
 
-def base_k(config: ScheduleConfig) -> float:
+def base_k(config: RunConfig) -> float:
     """lambda_w_e / (pi/2): the starting k before any cap."""
     return config.lambda_w_e / (math.pi / 2)
 
 
-def _cap(k: float, config: ScheduleConfig) -> float:
+def _cap(k: float, config: RunConfig) -> float:
     return k if config.k_max is None else min(k, config.k_max)
 
 
-def initial_state(config: ScheduleConfig) -> ScheduleState:
+def initial_state(config: RunConfig) -> ScheduleState:
     """The state of a run before any step has finished."""
     return ScheduleState(k=_cap(base_k(config), config))
 
@@ -100,7 +93,7 @@ def least_squares_slope(points: tuple[tuple[int, float], ...]) -> float:
 
 
 def apply_finished_step(
-    state: ScheduleState, config: ScheduleConfig, step: int, score: float
+    state: ScheduleState, config: RunConfig, step: int, score: float
 ) -> ScheduleState:
     """The state after ``step`` finished with training score ``score`` (docs/method.md#schedule-of-k)."""
     if state.last_finished_step is not None and step <= state.last_finished_step:

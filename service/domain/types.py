@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from sigreward.domain.schedule import ScheduleState
 
 
 @dataclass(frozen=True)
@@ -29,21 +31,6 @@ class UnitDetail:
 
 
 @dataclass(frozen=True)
-class SampleInput:
-    """One validated sample whose significance (if its run needs it) is already counted."""
-
-    index: int
-    id: str | None
-    prompt_id: str | None
-    correct: bool
-    score: float
-    counts: Counts | None = None
-    reference: Counts | None = None
-    num_tokens: int | None = None
-    target_tokens: int | None = None
-
-
-@dataclass(frozen=True)
 class SampleResult:
     """What the service answers for one sample."""
 
@@ -61,22 +48,17 @@ class SampleResult:
     duplicate: bool = False
 
 
-@dataclass(frozen=True)
-class ScheduleView:
-    k: float
-    dynamic: bool
-    low_slope_count: int
-    late: bool = False
-
-
 @dataclass
-class SubmitResult:
+class ScoreResult:
+    """The answer to one rewards request: every sample's result, and the schedule state
+    (``k``) they were scored with."""
+
     run_id: str
     step: int
-    samples: list[SampleResult] = field(default_factory=list)
-    schedule: ScheduleView | None = None
+    samples: list[SampleResult]
+    schedule: ScheduleState
+    # The step was finished (or a later one seen) before the request came: scored with the
+    # step's own k, and nothing counted.
+    late: bool = False
     # Answered from a recent identical request (a resent request without sample ids).
     suspected_retry: bool = False
-
-    def schedule_late(self) -> bool:
-        return self.schedule is not None and self.schedule.late

@@ -22,7 +22,6 @@ from sigreward.api import protocol as api_models
 from sigreward.api.app import create_app
 from sigreward.api.errors import ERROR_TYPES
 from sigreward.api.openrlhf import OpenRLHFRequest, OpenRLHFResponse
-from sigreward.api.ui import RunListResponse
 from sigreward.cli import build_parser
 from sigreward.domain.run_config import RunConfig
 from sigreward.metrics import Metrics
@@ -271,7 +270,7 @@ def field_models() -> list[type[BaseModel]]:
         api_models.ErrorBody,
         OpenRLHFRequest,
         OpenRLHFResponse,
-        RunListResponse,
+        api_models.RunListResponse,
     ]
 
 
@@ -303,7 +302,7 @@ EXAMPLE_MODELS: list[type[BaseModel]] = [
     api_models.InfoResponse,
     api_models.ErrorResponse,
     api_models.HealthResponse,
-    RunListResponse,
+    api_models.RunListResponse,
     OpenRLHFResponse,
 ]
 

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
-from sigreward.domain.types import Counts, SampleInput
+from sigreward.domain.samples import SampleInput
+from sigreward.domain.schedule import base_k
+from sigreward.domain.types import Counts
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from sigreward.store import SqliteStore
 from tests.runs.test_schedule import reference_schedule
@@ -36,7 +38,7 @@ class Model:
 
     def k_before(self, step: int) -> float:
         prefix = [(s, v) for s, v in self.history if s < step]
-        return reference_schedule(CONFIG, prefix)[-1][0] if prefix else CONFIG.initial_k
+        return reference_schedule(CONFIG, prefix)[-1][0] if prefix else base_k(CONFIG)
 
     def finish_through(self, bound: int) -> None:
         for step in sorted(s for s in self.open_scores if s <= bound):
@@ -96,13 +98,13 @@ def test_service_matches_model(operations: list[tuple[str, int, list]]) -> None:
         store = SqliteStore(Path(tmp) / "m.sqlite3")
         try:
             runs = RunService(store, model_loaded=False)
-            runs.put_run("m", PATCH)
+            runs.configure("m", PATCH)
             model = Model()
             for kind, offset, raw in operations:
                 step = max(0, (model.max_step or 0) + offset)
                 if kind == "finish":
                     model.finish(step)
-                    runs.finish("m", step)
+                    runs.finish_step("m", step)
                     continue
                 samples = [
                     SampleInput(
@@ -111,10 +113,10 @@ def test_service_matches_model(operations: list[tuple[str, int, list]]) -> None:
                     for i, (sid, correct, s, n) in enumerate(raw)
                 ]
                 k, late, rewards = model.submit(step, samples)
-                result = runs.submit("m", step, samples)
+                result = runs.score("m", step, samples)
                 assert result.schedule is not None
                 assert math.isclose(result.schedule.k, k, rel_tol=1e-9, abs_tol=1e-9)
-                assert result.schedule.late == late
+                assert result.late == late
                 got = [r.reward for r in result.samples]
                 assert all(
                     math.isclose(a, b, abs_tol=1e-9) for a, b in zip(got, rewards, strict=True)

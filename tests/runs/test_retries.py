@@ -13,9 +13,11 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
+from sigreward.domain.retries import RetryCheck
 from sigreward.domain.run_config import RunConfigPatch
-from sigreward.domain.runs import RetryCheck, RunService
-from sigreward.domain.types import Counts, SampleInput
+from sigreward.domain.runs import RunService
+from sigreward.domain.samples import SampleInput
+from sigreward.domain.types import Counts
 from sigreward.store import SqliteStore, Store
 
 
@@ -43,21 +45,21 @@ class Clock:
 
 def _service(store: Store, samples_per_step: int = 2, clock: Clock | None = None) -> RunService:
     runs = RunService(store, model_loaded=False, clock=clock or Clock())
-    runs.put_run("r", RunConfigPatch(significance="values", samples_per_step=samples_per_step))
+    runs.configure("r", RunConfigPatch(significance="values", samples_per_step=samples_per_step))
     return runs
 
 
 def test_a_resent_request_with_ids_keeps_its_step(store: Store) -> None:
     runs = _service(store)
-    first = runs.submit_counted("r", [_sample(0, "a"), _sample(1, "b")])
+    first = runs.score_counted("r", [_sample(0, "a"), _sample(1, "b")])
     assert first.step == 0
-    later = runs.submit_counted("r", [_sample(0, "c")])
+    later = runs.score_counted("r", [_sample(0, "c")])
     assert later.step == 1
-    again = runs.submit_counted("r", [_sample(0, "a"), _sample(1, "b")])  # answer was lost
+    again = runs.score_counted("r", [_sample(0, "a"), _sample(1, "b")])  # answer was lost
     assert again.step == 0 and all(s.duplicate for s in again.samples)
     assert [s.reward for s in again.samples] == [s.reward for s in first.samples]
-    assert runs.submit_counted("r", [_sample(0, "d")]).step == 1  # the count did not move
-    view = runs.finish("r", 1)
+    assert runs.score_counted("r", [_sample(0, "d")]).step == 1  # the count did not move
+    view = runs.finish_step("r", 1)
     assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 2), (1, 2)]
     assert view.counted_samples == 4 and view.suspected_retries == 0
 
@@ -67,34 +69,34 @@ def test_fingerprints_answer_recent_identical_requests(store: Store) -> None:
     runs = _service(store, clock=clock)
     check = RetryCheck("fp-1", window_s=10.0, now=1000.0, min_gap_s=0.5)
     clock.now = 1000.05  # stored 50 ms after it arrived
-    first = runs.submit_counted("r", [_sample(0)], check)
+    first = runs.score_counted("r", [_sample(0)], check)
     assert not first.suspected_retry
     # An identical response that arrived before the first was stored is no resent copy.
-    twin = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1000.01))
+    twin = runs.score_counted("r", [_sample(0)], dataclasses.replace(check, now=1000.01))
     assert not twin.suspected_retry and twin.step == 0
     clock.now = 1000.1
-    replay = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1001.2))
+    replay = runs.score_counted("r", [_sample(0)], dataclasses.replace(check, now=1001.2))
     assert replay.suspected_retry and replay.step == first.step == 0
     assert [s.reward for s in replay.samples] == [s.reward for s in first.samples]
     assert all(s.duplicate for s in replay.samples)
     # The same body long after the window: counted again.
     clock.now = 1020.1
-    late = runs.submit_counted("r", [_sample(0)], dataclasses.replace(check, now=1020.0))
+    late = runs.score_counted("r", [_sample(0)], dataclasses.replace(check, now=1020.0))
     assert not late.suspected_retry and late.step == 1
     # Explicit steps use the same rule; window 0 turns it off.
     explicit = RetryCheck("fp-3", 10.0, 1030.0)
     clock.now = 1029.0
-    runs.submit("r", 5, [_sample(0)], explicit)
-    assert runs.submit("r", 5, [_sample(0)], explicit).suspected_retry
+    runs.score("r", 5, [_sample(0)], explicit)
+    assert runs.score("r", 5, [_sample(0)], explicit).suspected_retry
     off = RetryCheck("fp-4", 0.0, 1030.0)
-    runs.submit("r", 5, [_sample(0)], off)
-    assert not runs.submit("r", 5, [_sample(0)], off).suspected_retry
+    runs.score("r", 5, [_sample(0)], off)
+    assert not runs.score("r", 5, [_sample(0)], off).suspected_retry
     view = runs.get_run("r")
     assert view.suspected_retries == 2 and view.counted_samples == 3
-    assert view.to_dict()["suspected_retries"] == 2
+    assert view.suspected_retries == 2
     runs.delete_run("r")  # fingerprints go with the run
     _service(store)
-    assert not runs.submit_counted("r", [_sample(0)], check).suspected_retry
+    assert not runs.score_counted("r", [_sample(0)], check).suspected_retry
 
 
 def test_old_sqlite_store_gets_the_new_table(tmp_path: Path) -> None:
@@ -114,8 +116,8 @@ def test_old_sqlite_store_gets_the_new_table(tmp_path: Path) -> None:
         clock = Clock()
         runs = _service(store, clock=clock)
         check = RetryCheck("fp", 10.0, 1.0)
-        runs.submit_counted("r", [_sample(0, "x")], check)
-        assert runs.submit_counted("r", [_sample(0, "x")], check).suspected_retry
+        runs.score_counted("r", [_sample(0, "x")], check)
+        assert runs.score_counted("r", [_sample(0, "x")], check).suspected_retry
     finally:
         store.close()
     with sqlite3.connect(path) as connection:
@@ -136,24 +138,24 @@ def test_known_group_size_keeps_boundaries_exact(store: Store) -> None:
     """samples_per_prompt = 2, samples_per_step = 4 (prompts a, b per step): a resent copy
     never moves the counter, whenever it arrives, and identical responses are counted."""
     runs = RunService(store, model_loaded=False, clock=Clock())
-    runs.put_run(
+    runs.configure(
         "r", RunConfigPatch(significance="values", samples_per_step=4, samples_per_prompt=2)
     )
     far = RetryCheck("unused", window_s=0.0, now=0.0)  # no time rule at all
-    steps = [runs.submit_counted("r", [_prompt_sample("a")], far).step for _ in range(2)]
+    steps = [runs.score_counted("r", [_prompt_sample("a")], far).step for _ in range(2)]
     # a's group is full: a third "a" is a resent copy (its answer was lost).
-    resent = runs.submit_counted("r", [_prompt_sample("a")], far)
+    resent = runs.score_counted("r", [_prompt_sample("a")], far)
     assert resent.suspected_retry and resent.step == 0
     # A copy resent before its group is complete is counted and the group's last real
     # sample takes its place: still 2 samples of b.
-    steps += [runs.submit_counted("r", [_prompt_sample("b")], far).step for _ in range(2)]
-    late_twin = runs.submit_counted("r", [_prompt_sample("b")], far)
+    steps += [runs.score_counted("r", [_prompt_sample("b")], far).step for _ in range(2)]
+    late_twin = runs.score_counted("r", [_prompt_sample("b")], far)
     assert late_twin.suspected_retry
     # Step 1: new prompts; then prompt a again two steps later is a new epoch, not a copy.
-    steps += [runs.submit_counted("r", [_prompt_sample(p)], far).step for p in "ccdd"]
-    steps += [runs.submit_counted("r", [_prompt_sample(p)], far).step for p in "eeaa"]
+    steps += [runs.score_counted("r", [_prompt_sample(p)], far).step for p in "ccdd"]
+    steps += [runs.score_counted("r", [_prompt_sample(p)], far).step for p in "eeaa"]
     assert steps == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
-    view = runs.finish("r", 2)
+    view = runs.finish_step("r", 2)
     assert [(h.step, h.samples) for h in view.schedule.history] == [(0, 4), (1, 4), (2, 4)]
     assert view.suspected_retries == 2 and view.counted_samples == 12
 
@@ -161,15 +163,15 @@ def test_known_group_size_keeps_boundaries_exact(store: Store) -> None:
 def test_known_group_size_replays_the_identical_answer(store: Store) -> None:
     clock = Clock()
     runs = RunService(store, model_loaded=False, clock=clock)
-    runs.put_run(
+    runs.configure(
         "r", RunConfigPatch(significance="values", samples_per_step=2, samples_per_prompt=2)
     )
-    first = runs.submit_counted("r", [_prompt_sample("a")], RetryCheck("fp-a1", 10.0, 0.0))
-    runs.submit_counted("r", [_prompt_sample("a", correct=False)], RetryCheck("fp-a2", 10.0, 0.0))
-    again = runs.submit_counted("r", [_prompt_sample("a")], RetryCheck("fp-a1", 10.0, 500.0))
+    first = runs.score_counted("r", [_prompt_sample("a")], RetryCheck("fp-a1", 10.0, 0.0))
+    runs.score_counted("r", [_prompt_sample("a", correct=False)], RetryCheck("fp-a2", 10.0, 0.0))
+    again = runs.score_counted("r", [_prompt_sample("a")], RetryCheck("fp-a1", 10.0, 500.0))
     assert again.suspected_retry and all(s.duplicate for s in again.samples)
     assert [s.reward for s in again.samples] == [s.reward for s in first.samples]
-    assert runs.submit_counted("r", [_prompt_sample("b")], RetryCheck("fp-b", 10.0, 0.0)).step == 1
+    assert runs.score_counted("r", [_prompt_sample("b")], RetryCheck("fp-b", 10.0, 0.0)).step == 1
 
 
 def test_old_postgres_schema_gets_the_new_tables(pg_schema_url: str) -> None:
@@ -191,8 +193,8 @@ def test_old_postgres_schema_gets_the_new_tables(pg_schema_url: str) -> None:
     try:
         runs = _service(store)
         check = RetryCheck("fp", 10.0, 1.0)
-        runs.submit_counted("r", [_sample(0, "x")], check)
-        assert runs.submit_counted("r", [_sample(0, "x")], check).suspected_retry
+        runs.score_counted("r", [_sample(0, "x")], check)
+        assert runs.score_counted("r", [_sample(0, "x")], check).suspected_retry
     finally:
         store.close()
     with psycopg.connect(pg_schema_url, autocommit=True) as connection:

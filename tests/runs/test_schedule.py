@@ -12,6 +12,7 @@ from sigreward.domain.run_config import RunConfig
 from sigreward.domain.schedule import (
     ScheduleState,
     apply_finished_step,
+    base_k,
     initial_state,
     least_squares_slope,
 )
@@ -166,7 +167,7 @@ def test_200_steps_match_reference_transcription(seed: int) -> None:
         assert state.k == pytest.approx(k, rel=1e-9, abs=1e-9)
         assert state.low_slope_count == low
         assert state.dynamic == dynamic
-    start_k = config.initial_k
+    start_k = base_k(config)
     # Invariants a reader can check by eye.
     assert all(s.k == start_k and not s.dynamic for s in states[:50])
     assert states[50].dynamic and states[50].first_slope is not None

@@ -10,8 +10,9 @@ import pytest
 
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
-from sigreward.domain.schedule import apply_finished_step, initial_state
-from sigreward.domain.types import Counts, SampleInput
+from sigreward.domain.samples import SampleInput
+from sigreward.domain.schedule import apply_finished_step, base_k, initial_state
+from sigreward.domain.types import Counts
 from sigreward.settings import Settings
 from sigreward.store import SQLITE_FILENAME, SqliteStore, make_store
 from tests.runs.conftest import StoreFactory
@@ -32,18 +33,18 @@ def outcome(index: int, correct: bool, id: str | None = None) -> SampleInput:
 
 def test_state_survives_reopening(store_factory: StoreFactory) -> None:
     first = RunService(store_factory(), model_loaded=False)
-    first.put_run("r", RunConfigPatch(reference="first_seen", slope_start_step=1))
+    first.configure("r", RunConfigPatch(reference="first_seen", slope_start_step=1))
     for step in range(4):
-        first.submit("r", step, [outcome(i, i % 2 == 0, id=f"s{i}") for i in range(6)])
-    before = first.get_run("r").to_dict()
-    stored = first.submit("r", 3, [outcome(0, True, id="s0")]).samples[0]
+        first.score("r", step, [outcome(i, i % 2 == 0, id=f"s{i}") for i in range(6)])
+    before = first.get_run("r")
+    stored = first.score("r", 3, [outcome(0, True, id="s0")]).samples[0]
     first.store.close()
 
     second = RunService(store_factory(), model_loaded=False)
-    assert second.get_run("r").to_dict() == before
-    again = second.submit("r", 3, [outcome(0, False, id="s0")]).samples[0]
+    assert second.get_run("r") == before
+    again = second.score("r", 3, [outcome(0, False, id="s0")]).samples[0]
     assert again.duplicate and again.reward == stored.reward
-    pinned = second.submit("r", 4, [outcome(0, True)]).samples[0]
+    pinned = second.score("r", 4, [outcome(0, True)]).samples[0]
     assert pinned.reference_significant == stored.reference_significant
 
 
@@ -52,7 +53,7 @@ def test_make_store_uses_data_dir(tmp_path: Path) -> None:
     try:
         assert isinstance(store, SqliteStore)
         assert store.path == tmp_path / "data" / SQLITE_FILENAME
-        RunService(store, model_loaded=False).get_config("x", create=True)
+        RunService(store, model_loaded=False).configure("x", RunConfigPatch())
     finally:
         store.close()
     reopened = make_store(tmp_path / "data")
@@ -74,16 +75,16 @@ def test_sqlite_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
 
 def test_200_step_run_matches_reference_schedule(store_factory: StoreFactory) -> None:
     runs = RunService(store_factory(), model_loaded=False)
-    runs.put_run("long", RunConfigPatch())
+    runs.configure("long", RunConfigPatch())
     outcomes = noisy_rising_then_flat(seed=7, steps=200, group=8)
     ks = []
     for step, group in enumerate(outcomes):
-        result = runs.submit(
+        result = runs.score(
             "long", step, [outcome(i, bool(o), id=f"{step}-{i}") for i, o in enumerate(group)]
         )
-        assert result.schedule is not None and not result.schedule.late
+        assert not result.late
         ks.append(result.schedule.k)
-    runs.finish("long", 199)
+    runs.finish_step("long", 199)
     view = runs.get_run("long")
     scores = [(step, sum(g) / len(g)) for step, g in enumerate(outcomes)]
     expected = reference_schedule(RunConfig(), scores)
@@ -92,7 +93,7 @@ def test_200_step_run_matches_reference_schedule(store_factory: StoreFactory) ->
     assert [h.score for h in history] == pytest.approx([s for _, s in scores])
     assert [h.k_after for h in history] == pytest.approx([k for k, _, _ in expected], abs=1e-9)
     # The k each step was answered with is the k after all earlier steps.
-    start_k = RunConfig().initial_k
+    start_k = base_k(RunConfig())
     assert ks == pytest.approx([start_k] + [k for k, _, _ in expected[:-1]], abs=1e-9)
     assert [h.k_before for h in history] == pytest.approx(ks)
     assert view.schedule.low_slope_count == expected[-1][1]
@@ -113,10 +114,10 @@ def _submitter(
         for step in steps:
             barrier.wait(timeout=60)
             samples = [outcome(i, rng.random() < 0.5, id=f"{name}-{i}") for i in range(3)]
-            result = runs.submit("c", step, samples)
+            result = runs.score("c", step, samples)
             assert result.schedule is not None
             counted = sum(1 for s in samples if s.correct)
-            answered.append((step, result.schedule.late, counted))
+            answered.append((step, result.late, counted))
     except BaseException as error:  # reported by the main thread
         errors.append(error)
         barrier.abort()
@@ -126,7 +127,7 @@ def test_concurrent_submits_finish_each_step_once(store_factory: StoreFactory) -
     """Two store objects (two replicas) race on steps t and t+1; each step finishes once."""
     a = RunService(store_factory(), model_loaded=False)
     b = RunService(store_factory(), model_loaded=False)
-    a.put_run("c", RunConfigPatch(slope_start_step=0, slope_period=3))
+    a.configure("c", RunConfigPatch(slope_start_step=0, slope_period=3))
     rounds = 25
     barrier = threading.Barrier(2)
     answered: list[tuple[int, bool, int]] = []
@@ -144,7 +145,7 @@ def test_concurrent_submits_finish_each_step_once(store_factory: StoreFactory) -
     for thread in threads:
         thread.join(timeout=300)
     assert not errors, errors
-    a.finish("c", rounds)
+    a.finish_step("c", rounds)
     view = a.get_run("c")
     history = view.schedule.history
     # Step 0 is missing when B's step 1 won the first race (A's step 0 then came late).
