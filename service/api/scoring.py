@@ -16,6 +16,7 @@ from sigreward.api.errors import ApiError
 from sigreward.api.protocol import RewardSample
 from sigreward.api.state import ServiceState
 from sigreward.batching import Timing
+from sigreward.domain.errors import TooLarge
 from sigreward.domain.retries import RetryCheck
 from sigreward.domain.run_config import RunConfig
 from sigreward.domain.samples import SampleInput, SampleLimits, SampleRequest
@@ -116,9 +117,15 @@ async def score(
     """
     if state.runs is None or state.batcher is None or state.verifier is None:
         raise ApiError(503, "the server is not ready yet")
+    limits = sample_limits(state)
+    try:
+        # Before the conversion, so that a request with too many samples holds no copy of them.
+        limits.check_count("samples", len(request_samples), "samples")
+    except TooLarge as exc:
+        raise domain_error(exc) from exc
     samples = [sample.to_sample(i) for i, sample in enumerate(request_samples)]
     config: RunConfig = await in_thread(
-        state.runs.check_samples, run_id, samples, sample_limits(state), step is None
+        state.runs.check_samples, run_id, samples, limits, step is None
     )
     verified = await _verify(state.verifier, config, samples)
     try:
