@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sigreward.domain.types import Counts, UnitDetail
+from sigreward.domain.results import Counts, UnitDetail
 from sigreward.metrics import Metrics
 
 if TYPE_CHECKING:  # the engine package imports torch; the batcher itself needs none of it

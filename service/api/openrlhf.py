@@ -15,7 +15,7 @@ when the step was derived.
 ``?key=`` carries the API key (OpenRLHF cannot send headers; see service/api/url_key.py). The
 run must exist (404 with what to do otherwise). A resent request (OpenRLHF resends a body whose
 answer it lost) is answered from the first and not counted: ``RetryCheck`` and the run option
-``samples_per_prompt`` (service/runs.py, docs/integrations.md).
+``samples_per_prompt`` (service/domain/runs.py, docs/integrations.md).
 
 Correctness comes from the run's verifier (math-verify) against the labels.
 """

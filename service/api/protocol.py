@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from sigreward.bounds import MAX_ABS_SCORE, MAX_COUNT, MAX_STEP, MAX_TOKENS
+from sigreward.domain.results import Counts
 from sigreward.domain.run_config import RUN_ID_PATTERN, RunConfig
 from sigreward.domain.samples import GivenReference, SampleRequest
-from sigreward.domain.types import Counts
 from sigreward.domain.views import RunView
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

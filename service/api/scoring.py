@@ -17,10 +17,10 @@ from sigreward.api.protocol import RewardSample
 from sigreward.api.state import ServiceState
 from sigreward.batching import Timing
 from sigreward.domain.errors import TooLarge
+from sigreward.domain.results import Counts, ScoreResult
 from sigreward.domain.retries import RetryCheck
 from sigreward.domain.run_config import RunConfig
 from sigreward.domain.samples import SampleInput, SampleLimits, SampleRequest
-from sigreward.domain.types import Counts, ScoreResult
 from sigreward.domain.verify import LabelVerifier, VerifierUnavailable
 
 

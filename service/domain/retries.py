@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from sigreward.domain.results import SampleResult, ScoreResult
 from sigreward.domain.schedule import ScheduleState
-from sigreward.domain.types import SampleResult, ScoreResult
 
 
 @dataclass(frozen=True)

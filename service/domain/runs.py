@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, SampleError
+from sigreward.domain.results import Counts, SampleResult, ScoreResult
 from sigreward.domain.retries import (
     RetryCheck,
     answer_from_json,
@@ -42,7 +43,6 @@ from sigreward.domain.schedule import (
     initial_state,
 )
 from sigreward.domain.steps import add_to_step, check_step_jump
-from sigreward.domain.types import Counts, SampleResult, ScoreResult
 from sigreward.domain.views import RunView, run_view
 from sigreward.store.base import FingerprintRecord, RunRecord, StepRecord, Store, Transaction
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sigreward.domain.results import Counts, SampleResult
 from sigreward.domain.run_config import RunConfig
 from sigreward.domain.samples import SampleInput
-from sigreward.domain.types import Counts, SampleResult
 from sigreward.reward.baselines import BaselineSample, baseline_rewards
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from sigreward.bounds import MAX_LABEL_CHARS
 from sigreward.domain.errors import RequestError, SampleError, TooLarge
+from sigreward.domain.results import Counts
 from sigreward.domain.run_config import RunConfig
-from sigreward.domain.types import Counts
 from sigreward.reward.baselines import GROUP_REWARDS
 
 L1_REWARDS = ("l1_exact", "l1_max")

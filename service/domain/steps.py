@@ -7,9 +7,9 @@ import math
 from collections.abc import Sequence
 
 from sigreward.domain.errors import SampleError, StepTooFar
+from sigreward.domain.results import SampleResult
 from sigreward.domain.run_config import RunConfig
 from sigreward.domain.samples import SampleInput
-from sigreward.domain.types import SampleResult
 from sigreward.store.base import RunRecord, StepRecord
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sigreward.domain.types import Counts, UnitDetail
+from sigreward.domain.results import Counts, UnitDetail
 from sigreward.engine.chunking import MAX_CHUNK_TOKENS, WINDOW_POSITIONS
 from sigreward.engine.classifier import ChunkClassifier
 from sigreward.engine.device import DTYPE_NAMES, resolve_device, resolve_dtype

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sigreward.domain.types import Counts, UnitDetail
+from sigreward.domain.results import Counts, UnitDetail
 
 
 class Engine(Protocol):

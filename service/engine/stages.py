@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sigreward.domain.types import Counts, UnitDetail
+from sigreward.domain.results import Counts, UnitDetail
 from sigreward.engine.chunking import model_input_chunks
 from sigreward.engine.classifier import ChunkClassifier
 from sigreward.engine.layout import TextsLayout, layout_chunks

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sigreward.reward import papers
+from sigreward.reward.inputs import BaselineSample, group_indices
 from sigreward.reward.params import BASELINE_PARAMS, validate_reward_params
-from sigreward.reward.samples import BaselineSample, group_indices
 
 # (samples of one request, parameters, the request's step) -> total reward per sample.
 BaselineFn = Callable[[Sequence[BaselineSample], Mapping[str, Any], int], list[float]]

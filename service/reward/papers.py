@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sigreward.reward.samples import BaselineSample, group_indices
+from sigreward.reward.inputs import BaselineSample, group_indices
 
 
 def shorter_better(

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from sigreward.bounds import MAX_RATIO
-from sigreward.domain.types import Counts
+from sigreward.domain.results import Counts
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The narrow store interface ``service/runs.py`` talks to, and the records it moves.
+"""The narrow store interface ``RunService`` (service/domain/runs.py) talks to, and the records it moves.
 
 A store hands out transactions. ``Store.write()`` opens a write transaction; the first call on
 it that names a run (``ensure_run`` / ``lock_run``) serialises it against every other write
@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from sigreward.domain.types import Counts
+from sigreward.domain.results import Counts
 
 
 @dataclass

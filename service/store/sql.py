@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sigreward.domain.types import Counts
+from sigreward.domain.results import Counts
 from sigreward.store.base import FingerprintRecord, RunRecord, StepRecord, iter_chunks
 
 SCHEMA = [

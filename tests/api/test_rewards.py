@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sigreward.domain.types import Counts
+from sigreward.domain.results import Counts
 from sigreward.reward.baselines import BaselineSample, baseline_rewards
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from tests.api.conftest import run_id

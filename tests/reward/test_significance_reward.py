@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from sigreward.domain.types import Counts
+from sigreward.domain.results import Counts
 from sigreward.reward import SignificanceRewardParams, cos_clamped, significance_length_reward
 
 PAPER = SignificanceRewardParams(lambda_c=5.0, lambda_w_n=2.0, lambda_w_e=5.0)

@@ -13,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from sigreward.domain.errors import RunNotFound, SampleError
+from sigreward.domain.results import Counts
 from sigreward.domain.run_config import RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import SampleInput
-from sigreward.domain.types import Counts
 from sigreward.store import Store
 from tests.runs.conftest import StoreFactory
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sigreward.domain.results import Counts
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import SampleInput
 from sigreward.domain.schedule import base_k
-from sigreward.domain.types import Counts
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from sigreward.store import SqliteStore
 from tests.runs.test_schedule import reference_schedule

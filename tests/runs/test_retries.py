@@ -13,11 +13,11 @@ import dataclasses
 import sqlite3
 from pathlib import Path
 
+from sigreward.domain.results import Counts
 from sigreward.domain.retries import RetryCheck
 from sigreward.domain.run_config import RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import SampleInput
-from sigreward.domain.types import Counts
 from sigreward.store import SqliteStore, Store
 
 

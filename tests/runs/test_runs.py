@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from sigreward.domain.errors import RequestError, RunConflict, RunNotFound, SampleError, TooLarge
+from sigreward.domain.results import Counts
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import GivenReference, SampleInput, SampleLimits, SampleRequest
 from sigreward.domain.schedule import apply_finished_step, base_k, initial_state
-from sigreward.domain.types import Counts
 from sigreward.reward.baselines import BaselineSample, baseline_rewards
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from sigreward.store import Store

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from sigreward.domain.results import Counts
 from sigreward.domain.run_config import RunConfig, RunConfigPatch
 from sigreward.domain.runs import RunService
 from sigreward.domain.samples import SampleInput
 from sigreward.domain.schedule import apply_finished_step, base_k, initial_state
-from sigreward.domain.types import Counts
 from sigreward.settings import Settings
 from sigreward.store import SQLITE_FILENAME, SqliteStore, make_store
 from tests.runs.conftest import StoreFactory

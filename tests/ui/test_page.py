@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sigreward.domain.types import Counts
+from sigreward.domain.results import Counts
 from sigreward.reward.significance import SignificanceRewardParams, significance_length_reward
 from tests.support.models import build_tiny_bert
 from tests.support.server import ServerProcess, start_server

@@ -1,4 +1,5 @@
-"""Plain value objects that cross layers (engine -> runs -> api). No torch, no HTTP."""
+"""What scoring produces, from the engine to the answer: counts and unit details of a response,
+the result of a sample and of a rewards request. Plain values: no torch, no HTTP."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ class SampleResult:
     insignificant: float | None = None
     reference_significant: float | None = None
     reference_insignificant: float | None = None
-    # docs/method.md#reward: the reference lacked significant or insignificant units, so the
-    # ratios were forced to 0. Reported so users can see the rule fire.
+    # docs/method.md#reward: the reference lacked significant or insignificant units (the
+    # paper's rule then sets both ratios to 0). Reported so users can see the rule fire.
     degenerate_reference: bool = False
     duplicate: bool = False
 
