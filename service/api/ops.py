@@ -96,16 +96,6 @@ async def info(request: Request) -> InfoResponse:
         store="postgresql" if settings.database_url else "sqlite",
         auth=bool(settings.api_keys),
         ready=state.ready and not state.draining,
-        limits=Limits(
-            max_body_bytes=settings.max_body_bytes,
-            max_samples=settings.max_samples,
-            max_chars_per_response=settings.max_chars_per_response,
-            max_batch_tokens=settings.max_batch_tokens,
-            max_queue_tokens=settings.max_queue_tokens,
-            drain_timeout_s=settings.drain_timeout_s,
-            max_inflight_body_bytes=settings.max_inflight_body_bytes,
-            body_timeout_s=settings.body_timeout_s,
-            header_timeout_s=settings.header_timeout_s,
-            max_connections=settings.max_connections,
-        ),
+        # The limits a client must respect are settings of the same names.
+        limits=Limits.model_validate(settings.model_dump(include=set(Limits.model_fields))),
     )

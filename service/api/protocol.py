@@ -173,14 +173,22 @@ class RewardsRequest(_Strict):
 
 
 class SampleReward(BaseModel):
-    id: str | None
-    length_reward: float
-    reward: float
-    correct: bool
-    significant: float | None = None
-    insignificant: float | None = None
-    reference_significant: float | None = None
-    reference_insignificant: float | None = None
+    id: str | None = Field(description="the sample's id as sent (null when it had none)")
+    length_reward: float = Field(description="the length reward alone")
+    reward: float = Field(description="outcome score + length reward: what the trainer uses")
+    correct: bool = Field(description="the outcome, as sent or as verified from the label")
+    significant: float | None = Field(
+        default=None, description="significant units of the response (significance reward)"
+    )
+    insignificant: float | None = Field(
+        default=None, description="insignificant units of the response (significance reward)"
+    )
+    reference_significant: float | None = Field(
+        default=None, description="significant units of the reference it was compared with"
+    )
+    reference_insignificant: float | None = Field(
+        default=None, description="insignificant units of the reference it was compared with"
+    )
     degenerate_reference: bool = Field(
         default=False,
         description="the reference lacked significant or insignificant units (docs/method.md#reward)",
