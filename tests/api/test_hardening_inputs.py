@@ -1,4 +1,4 @@
-"""Hardening against hostile inputs (issue 11): no accepted request may break a run, labels are
+"""Hardening against hostile inputs: no accepted request may break a run, labels are
 verified whole or refused, a step cannot jump arbitrarily far ahead, and bodies that are not
 JSON answer ``invalid_json``. Every test runs against a real server process."""
 

@@ -1,4 +1,4 @@
-"""Memory under many concurrent large bodies (issue 11), against a real server process: the
+"""Memory under many concurrent large bodies, against a real server process: the
 bodies in flight are bounded by --max-inflight-body-bytes (beyond it requests wait, then 429),
 so RSS stays within the budget docs/operations.md states, and /livez keeps answering because
 bodies are parsed off the event loop. Uses bench/bench_load.py's load driver."""

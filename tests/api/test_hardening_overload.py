@@ -1,4 +1,4 @@
-"""Overload (issue 11): a client that gives up loses its queue slot, Retry-After follows the
+"""Overload: a client that gives up loses its queue slot, Retry-After follows the
 measured throughput, and the queue's token estimate holds for CJK text."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Hardening of the process (issue 11): the drain timeout answers the 503 envelope, /metrics
+"""Hardening of the process: the drain timeout answers the 503 envelope, /metrics
 needs a key when keys are set, clients that give up lose their queue slot, and slow or idle
 connections are closed. Real server processes throughout."""
 

@@ -1,4 +1,4 @@
-"""Database outages (issue 11): with the PostgreSQL store down, requests answer 503 with
+"""Database outages: with the PostgreSQL store down, requests answer 503 with
 Retry-After (never 500) and /readyz turns 503; after a restart the dead pooled connections are
 not reused. The test restarts its own private cluster under load."""
 
