@@ -18,7 +18,7 @@ from bench.study.variants import BY_NAME, MAX_NEW, build_samples, run_config_for
 
 @dataclass(frozen=True)
 class GRPOConfig:
-    steps: int = 200
+    steps: int = 300
     prompts: int = 16
     group: int = 8
     lr: float = 1e-4
