@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar, cast
 
 import torch
 from torch import Tensor
@@ -20,6 +21,7 @@ from sigreward.kernels.reference import SignificanceOutput
 
 Backend = Literal["triton", "torch"]
 BACKEND_ENV = "SIGREWARD_KERNEL_BACKEND"
+Op = TypeVar("Op", bound=Callable[..., SignificanceOutput])
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,40 +57,25 @@ def kernel_backend(device: torch.device | str) -> Backend:
     return "triton" if device.type == "cuda" and triton_available() else "torch"
 
 
-def significance_postprocess(
-    scores: Tensor,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
-    threshold: float,
-    input_kind: str = "logit_diff",
-    *,
-    validate: bool = True,
-) -> SignificanceOutput:
-    """Normalised word values and per-sample counts (see reference); same bits on both backends."""
-    args = (scores, cu_words, cu_segments, cu_samples, threshold, input_kind)
-    if kernel_backend(scores.device) == "triton":
-        from sigreward.kernels.significance import significance_postprocess_triton
+def _dispatching(torch_impl: Op, triton_name: str) -> Op:
+    """``torch_impl``'s signature and contract, run by the Triton launcher ``triton_name`` of
+    kernels/significance.py when ``kernel_backend`` picks Triton for the first tensor's device
+    (both give the same bits; see reference.py)."""
 
-        return significance_postprocess_triton(*args, validate=validate)
-    return reference.significance_postprocess(*args, validate=validate)
+    @functools.wraps(torch_impl)
+    def call(first: Tensor, *args: Any, **kwargs: Any) -> SignificanceOutput:
+        if kernel_backend(first.device) == "triton":
+            from sigreward.kernels import significance  # triton is imported only here
+
+            return getattr(significance, triton_name)(first, *args, **kwargs)
+        return torch_impl(first, *args, **kwargs)
+
+    return cast(Op, call)
 
 
-def significance_postprocess_fused(
-    hidden: Tensor,
-    w_diff: Tensor,
-    b_diff: float | Tensor,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
-    threshold: float,
-    *,
-    validate: bool = True,
-) -> SignificanceOutput:
-    """Fused-head variant: keep-logit difference = hidden @ w_diff + b_diff, never stored."""
-    args = (hidden, w_diff, b_diff, cu_words, cu_segments, cu_samples, threshold)
-    if kernel_backend(hidden.device) == "triton":
-        from sigreward.kernels.significance import significance_postprocess_fused_triton
-
-        return significance_postprocess_fused_triton(*args, validate=validate)
-    return reference.significance_postprocess_fused(*args, validate=validate)
+significance_postprocess = _dispatching(
+    reference.significance_postprocess, "significance_postprocess_triton"
+)
+significance_postprocess_fused = _dispatching(
+    reference.significance_postprocess_fused, "significance_postprocess_fused_triton"
+)
