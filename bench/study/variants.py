@@ -20,9 +20,11 @@ LINEAR_ALPHA = 0.01
 # per-token coefficients and absolute lengths are scaled by this ratio (see README.md).
 MAX_NEW = 72
 TOKEN_SCALE = 8192 / MAX_NEW
-# ThinkPrune tightens its limit in rounds (4k, 3k, 2k of an 8k budget): the same fractions of
-# the budget, each for a third of the run. The steps are filled in by `run_config_for`.
-THINKPRUNE_SCHEDULE = "thirds"
+# ThinkPrune tightens its limit in rounds (4k, 3k, 2k of an 8k budget), each trained until it
+# settles: the same fractions of the budget, from 0, 1/6 and 1/3 of the run, so that the last
+# and tightest limit (below a full trace's length) holds for two thirds of the run. The steps
+# are filled in by `run_config_for`.
+THINKPRUNE_SCHEDULE = "rounds"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         "thinkprune",
-        "ThinkPrune (arXiv 2504.01296): limit 1/2, 3/8, 1/4 of the budget over thirds of the run",
+        "ThinkPrune (arXiv 2504.01296): limit 1/2, 3/8, 1/4 of the budget from 0, 1/6, 1/3 of the run",
         {"reward": "thinkprune", "reward_params": {"schedule": THINKPRUNE_SCHEDULE}},
     ),
     Variant(
@@ -134,9 +136,9 @@ def run_config_for(variant: Variant, steps: int) -> dict[str, Any]:
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in variant.run_config.items()}
     params = config.get("reward_params", {})
     if params.get("schedule") == THINKPRUNE_SCHEDULE:
-        thirds = [0, max(1, steps // 3), max(2, 2 * steps // 3)]
+        starts = [0, max(1, steps // 6), max(2, steps // 3)]
         limits = [MAX_NEW / 2, MAX_NEW * 3 / 8, MAX_NEW / 4]
-        params["schedule"] = [[s, limit] for s, limit in zip(thirds, limits, strict=True)]
+        params["schedule"] = [[s, limit] for s, limit in zip(starts, limits, strict=True)]
     return config
 
 

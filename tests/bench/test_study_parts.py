@@ -157,11 +157,11 @@ def test_spread_rule() -> None:
     assert Spread(0.2, 0.1, 0.3, 3).fmt("{:.1f}") == "0.2 [0.1, 0.3]"
 
 
-def test_thinkprune_limits_tighten_over_thirds_of_the_run() -> None:
+def test_thinkprune_limits_tighten_in_rounds_the_last_for_two_thirds_of_the_run() -> None:
     config = run_config_for(BY_NAME["thinkprune"], 300)
-    assert config["reward_params"]["schedule"] == [[0, 36.0], [100, 27.0], [200, 18.0]]
+    assert config["reward_params"]["schedule"] == [[0, 36.0], [50, 27.0], [100, 18.0]]
     # The variant's own table entry is not modified by building a run's configuration.
-    assert BY_NAME["thinkprune"].run_config["reward_params"]["schedule"] == "thirds"
+    assert BY_NAME["thinkprune"].run_config["reward_params"]["schedule"] == "rounds"
     assert run_config_for(BY_NAME["thinkprune"], 3)["reward_params"]["schedule"][1:] == [
         [1, 27.0],
         [2, 18.0],
