@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from tests.support.server import (
     ServerProcess,
     ServerStartError,
     free_port,
+    serve_argv,
     spawn,
     start_server,
 )
@@ -124,22 +124,7 @@ def _start_in_own_group(data_dir: Path, attempts: int = 3) -> ServerProcess:
     A port taken between picking it and the server binding it gets a new one."""
     for attempt in range(attempts):
         port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "sigreward",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-            "--drain-timeout",
-            "120",
-            "--max-samples",
-            str(N_SAMPLES),
-        ]
+        argv = serve_argv(port, data_dir, "--drain-timeout", "120", "--max-samples", N_SAMPLES)
         server = spawn(argv, port, data_dir, data_dir / "server.log", new_session=True)
         try:
             server.wait_for("/readyz", 200, 120)

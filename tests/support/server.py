@@ -245,6 +245,14 @@ def spawn(
     )
 
 
+def serve_argv(port: int, data_dir: Path, *args: object) -> list[str]:
+    """``python -m sigreward serve`` on 127.0.0.1:``port`` with its store in ``data_dir``."""
+    return [
+        sys.executable, "-m", "sigreward", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--data-dir", str(data_dir), *[str(a) for a in args],
+    ]  # fmt: skip
+
+
 def start_server(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
@@ -269,19 +277,7 @@ def start_server(
     last_error: ServerStartError | None = None
     for attempt in range(attempts):
         chosen = port if port is not None else free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "sigreward",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(chosen),
-            "--data-dir",
-            str(data_path),
-            *[str(a) for a in args],
-        ]
+        argv = serve_argv(chosen, data_path, *args)
         log_path = logs / f"server-{chosen}-{int(time.time() * 1000)}-{attempt}.log"
         server = spawn(argv, chosen, data_path, log_path, env=env)
         try:
