@@ -35,6 +35,19 @@ def run_id(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+def values_sample(score: float | None = None, **extra: object) -> dict[str, object]:
+    """A correct values-mode sample with a given reference (one unit of each kind)."""
+    sample: dict[str, object] = {
+        "significance": [0, 1],
+        "correct": True,
+        "reference": {"significant": 1, "insignificant": 1},
+        **extra,
+    }
+    if score is not None:
+        sample["score"] = score
+    return sample
+
+
 def big_texts(n: int = 20, chars: int = 2800) -> list[str]:
     """Texts whose estimated tokens (chars/3 each) make one request of about 19k tokens,
     a couple of seconds of tiny-BERT work on two shared CPU cores."""

@@ -8,23 +8,11 @@ import gzip
 import json
 
 from sigreward.api.jsonbody import SMALL_BODY_BYTES
-from tests.api.conftest import run_id
+from tests.api.conftest import run_id, values_sample
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerProcess
 
 JSON = {"Content-Type": "application/json"}
-
-
-def _sample(score: float | None = None, **extra: object) -> dict[str, object]:
-    sample: dict[str, object] = {
-        "significance": [0, 1],
-        "correct": True,
-        "reference": {"significant": 1, "insignificant": 1},
-        **extra,
-    }
-    if score is not None:
-        sample["score"] = score
-    return sample
 
 
 def _rewards(server: ServerProcess, rid: str, step: int, samples: list) -> tuple[int, dict]:
@@ -32,7 +20,7 @@ def _rewards(server: ServerProcess, rid: str, step: int, samples: list) -> tuple
 
 
 def _run_still_works(server: ServerProcess, rid: str, step: int) -> None:
-    status, answer = _rewards(server, rid, step, [_sample(0.5)])
+    status, answer = _rewards(server, rid, step, [values_sample(0.5)])
     assert status == 200, answer
     status, answer = server.request("POST", f"/v1/runs/{rid}/steps/{step}/finish")
     assert status == 200, answer
@@ -43,7 +31,9 @@ def _run_still_works(server: ServerProcess, rid: str, step: int) -> None:
 # -- item 1: finite numbers whose sums or slope overflow ---------------------------------
 def test_huge_scores_are_refused_and_never_poison_the_run(values_server: ServerProcess) -> None:
     rid = run_id("huge")
-    status, error = _rewards(values_server, rid, 0, [_sample(1.7e308), _sample(1.7e308)])
+    status, error = _rewards(
+        values_server, rid, 0, [values_sample(1.7e308), values_sample(1.7e308)]
+    )
     assert status == 422, error
     assert_envelope(error, param="samples[0].score", contains="score")
     _run_still_works(values_server, rid, 1)
@@ -51,7 +41,7 @@ def test_huge_scores_are_refused_and_never_poison_the_run(values_server: ServerP
 
 def test_many_large_scores_in_one_step_are_refused(values_server: ServerProcess) -> None:
     rid = run_id("many")
-    status, error = _rewards(values_server, rid, 0, [_sample(1e306)] * 60)
+    status, error = _rewards(values_server, rid, 0, [values_sample(1e306)] * 60)
     assert status == 422, error
     assert error["error"]["param"].endswith(".score")
     _run_still_works(values_server, rid, 1)
@@ -64,7 +54,7 @@ def test_the_slope_fit_cannot_overflow(values_server: ServerProcess) -> None:
     )
     assert status == 201
     for step in range(3):
-        status, answer = _rewards(values_server, rid, step, [_sample(1e308 * (-1) ** step)])
+        status, answer = _rewards(values_server, rid, step, [values_sample(1e308 * (-1) ** step)])
         assert status in (200, 422), answer
     _run_still_works(values_server, rid, 3)
 
@@ -74,12 +64,12 @@ def test_huge_reference_counts_and_tiny_references_cannot_overflow(
 ) -> None:
     rid = run_id("refs")
     big = {"significant": 1.7e308, "insignificant": 1.7e308}
-    status, error = _rewards(values_server, rid, 0, [_sample(reference=big)] * 2)
+    status, error = _rewards(values_server, rid, 0, [values_sample(reference=big)] * 2)
     assert status == 422, error
     assert error["error"]["param"].startswith("samples[0].reference")
     # A wrong answer against a vanishing reference: k * r_S must stay finite.
     tiny = {"significant": 1e-300, "insignificant": 1e-300}
-    wrong = _sample(reference=tiny)
+    wrong = values_sample(reference=tiny)
     wrong["correct"] = False
     wrong["significance"] = [1.0] * 50 + [0.0] * 50
     for step in (0, 1):
@@ -114,14 +104,14 @@ def test_huge_token_counts_are_refused(values_server: ServerProcess) -> None:
 # -- item 8: a step far ahead of the run ---------------------------------------------------
 def test_a_step_far_ahead_is_refused_and_later_steps_count(values_server: ServerProcess) -> None:
     rid = run_id("jump")
-    assert _rewards(values_server, rid, 0, [_sample(0.5)])[0] == 200
-    status, error = _rewards(values_server, rid, 2**62, [_sample(0.5)])
+    assert _rewards(values_server, rid, 0, [values_sample(0.5)])[0] == 200
+    status, error = _rewards(values_server, rid, 2**62, [values_sample(0.5)])
     assert status == 422, error
     assert_envelope(error, param="step", contains="max_step_jump")
     status, error = values_server.request("POST", f"/v1/runs/{rid}/steps/{2**62}/finish")
     assert status == 422, error
     assert_envelope(error, param="step", contains="max_step_jump")
-    status, answer = _rewards(values_server, rid, 1, [_sample(0.5)])
+    status, answer = _rewards(values_server, rid, 1, [values_sample(0.5)])
     assert status == 200 and answer["schedule"]["late"] is False, answer
 
 
@@ -130,9 +120,9 @@ def test_the_step_jump_bound_is_a_run_option(values_server: ServerProcess) -> No
     status, run = values_server.request("PUT", f"/v1/runs/{rid}", {"max_step_jump": 5})
     assert status == 201 and run["config"]["max_step_jump"] == 5, run
     # The first request of a run may start anywhere within the bound from step 0.
-    assert _rewards(values_server, rid, 5, [_sample()])[0] == 200
-    assert _rewards(values_server, rid, 10, [_sample()])[0] == 200
-    status, error = _rewards(values_server, rid, 16, [_sample()])
+    assert _rewards(values_server, rid, 5, [values_sample()])[0] == 200
+    assert _rewards(values_server, rid, 10, [values_sample()])[0] == 200
+    status, error = _rewards(values_server, rid, 16, [values_sample()])
     assert status == 422 and error["error"]["param"] == "step", error
     status, error = values_server.request("PUT", f"/v1/runs/{run_id()}", {"max_step_jump": 0})
     assert status == 422 and error["error"]["param"] == "max_step_jump", error
@@ -164,7 +154,7 @@ def test_a_long_label_is_verified_whole_or_refused(values_server: ServerProcess)
 
 # -- item 10: bodies that are not JSON, and one rule for lone surrogates --------------------
 def test_gzip_and_deeply_nested_bodies_are_invalid_json(values_server: ServerProcess) -> None:
-    body = json.dumps({"run_id": run_id(), "step": 0, "samples": [_sample()]}).encode()
+    body = json.dumps({"run_id": run_id(), "step": 0, "samples": [values_sample()]}).encode()
     for raw in (gzip.compress(body), b"[" * 100_000 + b"]" * 100_000, b"\xff\xfe{}"):
         status, error = values_server.request("POST", "/v1/rewards", raw, headers=JSON)
         assert status == 400, (raw[:20], error)
@@ -189,7 +179,7 @@ def test_large_nested_openrlhf_body_is_invalid_json(classifier_server: ServerPro
 def test_lone_surrogates_follow_one_rule_in_every_text_field(values_server: ServerProcess) -> None:
     rid = run_id("sur")
     for field in ("id", "prompt_id", "label", "response"):
-        sample = _sample()
+        sample = values_sample()
         if field == "label":
             sample.pop("correct")
             sample["response"] = "4"

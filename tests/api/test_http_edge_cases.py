@@ -11,23 +11,12 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from sigreward.settings import Settings
-from tests.api.conftest import run_id
+from tests.api.conftest import run_id, values_sample
 from tests.api.test_runs import assert_envelope
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until
 
 KEY = {"Authorization": "Bearer key-one"}
-
-
-def _sample(score: float | None = None) -> dict[str, object]:
-    sample: dict[str, object] = {
-        "significance": [0, 1],
-        "correct": True,
-        "reference": {"significant": 1, "insignificant": 1},
-    }
-    if score is not None:
-        sample["score"] = score
-    return sample
 
 
 def _post_raw(
@@ -53,7 +42,7 @@ def _count(metrics: str, endpoint: str, status: int) -> float:
 
 def test_early_answers_are_counted_under_their_route(server_factory: ServerFactory) -> None:
     server = server_factory(args=["--api-key", "key-one", "--max-body-bytes", "2000"])
-    body = {"run_id": run_id(), "step": 0, "samples": [_sample()]}
+    body = {"run_id": run_id(), "step": 0, "samples": [values_sample()]}
     assert server.request("POST", "/v1/rewards", body)[0] == 401
     assert server.request("GET", "/v1/runs/some-run")[0] == 401
     # 413 from Content-Length, before the body is read.
@@ -113,7 +102,7 @@ def test_head_on_probes(values_server: ServerProcess) -> None:
 
 def test_a_body_without_the_json_content_type_is_415(values_server: ServerProcess) -> None:
     rid = run_id()
-    raw = json.dumps({"run_id": rid, "step": 0, "samples": [_sample()]}).encode()
+    raw = json.dumps({"run_id": rid, "step": 0, "samples": [values_sample()]}).encode()
     for headers, shown in (
         (
             {"Content-Type": "application/x-www-form-urlencoded"},
@@ -161,7 +150,7 @@ def test_the_access_log_names_the_error_type(values_server: ServerProcess) -> No
     status, _ = values_server.request(
         "POST",
         "/v1/rewards",
-        {"run_id": rid, "step": -1, "samples": [_sample()]},
+        {"run_id": rid, "step": -1, "samples": [values_sample()]},
         headers={"X-Request-Id": rid + "-a"},
     )
     assert status == 422
@@ -191,13 +180,13 @@ def test_a_late_request_leaves_the_k_gauge_at_the_current_k(values_server: Serve
     values_server.request("PUT", f"/v1/runs/{rid}", {"slope_start_step": 2, "slope_period": 2})
     for step, score in enumerate([0.5, 0.5, 0.51, 0.6, 0.6]):
         status, answer = values_server.request(
-            "POST", "/v1/rewards", {"run_id": rid, "step": step, "samples": [_sample(score)]}
+            "POST", "/v1/rewards", {"run_id": rid, "step": step, "samples": [values_sample(score)]}
         )
         assert status == 200, answer
     current = answer["schedule"]["k"]
     assert _gauge(values_server, rid) == current
     status, late = values_server.request(
-        "POST", "/v1/rewards", {"run_id": rid, "step": 0, "samples": [_sample()]}
+        "POST", "/v1/rewards", {"run_id": rid, "step": 0, "samples": [values_sample()]}
     )
     assert status == 200 and late["schedule"]["late"] is True
     assert late["schedule"]["k"] != current  # the old step's k is answered ...
