@@ -176,7 +176,7 @@ def measure_bf16_peak(device: torch.device, n: int = 8192, iters: int = 20) -> f
 
 def kernel_bandwidth(engine: SignificanceEngine, texts: list[str], threshold: float) -> str:
     """GB/s of the fused post-processing alone, on the word layout of these texts."""
-    from sigreward.kernels.dispatch import kernel_backend, significance_postprocess_fused
+    from sigreward.kernels import RaggedOffsets, kernel_backend, significance_postprocess_fused
 
     tok = engine._tokenizer
     clf = engine._classifier
@@ -185,14 +185,16 @@ def kernel_bandwidth(engine: SignificanceEngine, texts: list[str], threshold: fl
     t, d = lay.n_word_tokens, clf.hidden_size
     hidden = torch.randn(t, d, device=dev, dtype=torch.bfloat16)
     w = torch.randn(d, device=dev)
-    cu = [torch.from_numpy(a).to(dev) for a in (lay.cu_words, lay.cu_segments, lay.cu_samples)]
+    cu = RaggedOffsets(
+        *(torch.from_numpy(a).to(dev) for a in (lay.cu_words, lay.cu_segments, lay.cu_samples))
+    )
     for _ in range(3):
-        significance_postprocess_fused(hidden, w, 0.0, *cu, threshold)
+        significance_postprocess_fused(hidden, w, 0.0, cu, threshold)
     torch.cuda.synchronize(dev)
     iters = 20
     t0 = time.perf_counter()
     for _ in range(iters):
-        significance_postprocess_fused(hidden, w, 0.0, *cu, threshold, validate=False)
+        significance_postprocess_fused(hidden, w, 0.0, cu, threshold, validate=False)
     torch.cuda.synchronize(dev)
     sec = (time.perf_counter() - t0) / iters
     n_words = lay.cu_words.shape[0] - 1

@@ -20,10 +20,23 @@ from collections.abc import Callable
 
 import torch
 
-from sigreward.kernels import reference
+from sigreward.kernels import (
+    kernel_backend,
+    reference,
+    significance_postprocess,
+    significance_postprocess_fused,
+)
+from sigreward.kernels.contract import (
+    FusedCall,
+    RaggedOffsets,
+    ScoresCall,
+    SignificanceOutput,
+)
 
 
-def make_batch(samples: int, words: int, device: torch.device, seed: int = 0) -> tuple:
+def make_batch(
+    samples: int, words: int, device: torch.device, seed: int = 0
+) -> tuple[int, RaggedOffsets]:
     """``samples`` responses of about ``words`` words (1-4 tokens) in 510-token segments."""
     gen = torch.Generator().manual_seed(seed)
     n_words = torch.randint(words // 2, words * 3 // 2 + 1, (samples,), generator=gen)
@@ -40,8 +53,7 @@ def make_batch(samples: int, words: int, device: torch.device, seed: int = 0) ->
     cu_segments[1:] = torch.cumsum(torch.tensor(seg_sizes), 0)
     cu_samples = torch.zeros(samples + 1, dtype=torch.int32)
     cu_samples[1:] = torch.cumsum(torch.tensor(per_sample), 0)
-    offsets = [t.to(device) for t in (cu_words, cu_segments, cu_samples)]
-    return int(cu_words[-1]), offsets
+    return int(cu_words[-1]), RaggedOffsets(cu_words, cu_segments, cu_samples).to(device)
 
 
 def time_call(fn: Callable[[], object], device: torch.device, reps: int = 30) -> float:
@@ -92,58 +104,49 @@ def main() -> None:
     fused_bytes = 2 * n_tok * args.dim + index_bytes + out_bytes
     print(f"device {device}; T={n_tok} tokens, W={n_words} words, G={n_seg} segments, "
           f"N={args.samples} samples, d={args.dim}")  # fmt: skip
+    # Each backend on its own, without the public op's checks; the op's checks (one device
+    # sync) are timed on their own, through the op, with the backend its device picks.
+    plain = ScoresCall(scores, offsets, 0.5)
+    exact = ScoresCall(values, offsets, 0.5, "values")
+    fused = FusedCall(hidden, w_diff, 0.1, offsets, 0.5)
     cases: list[tuple[str, Callable[[], object], int]] = [
-        ("torch  logit_diff",
-         lambda: reference.significance_postprocess(scores, *offsets, 0.5), plain_bytes),
-        ("torch  values fp64",
-         lambda: reference.significance_postprocess(values, *offsets, 0.5, "values"),
-         values_bytes),
-        ("torch  fused bf16",
-         lambda: reference.significance_postprocess_fused(hidden, w_diff, 0.1, *offsets, 0.5),
-         fused_bytes),
+        ("torch  logit_diff", lambda: reference.postprocess_scores(plain), plain_bytes),
+        ("torch  values fp64", lambda: reference.postprocess_scores(exact), values_bytes),
+        ("torch  fused bf16", lambda: reference.postprocess_fused(fused), fused_bytes),
+        (f"op ({kernel_backend(device)}) logit_diff, with checks",
+         lambda: significance_postprocess(scores, offsets, 0.5), plain_bytes),
     ]  # fmt: skip
     if device.type == "cuda":
-        from sigreward.kernels.significance import (
-            significance_postprocess_fused_triton,
-            significance_postprocess_triton,
-        )
+        from sigreward.kernels import significance
 
         cases += [
-            ("triton logit_diff",
-             lambda: significance_postprocess_triton(scores, *offsets, 0.5), plain_bytes),
-            ("triton logit_diff (no validation)",
-             lambda: significance_postprocess_triton(scores, *offsets, 0.5, validate=False),
-             plain_bytes),
-            ("triton values fp64",
-             lambda: significance_postprocess_triton(values, *offsets, 0.5, "values"),
-             values_bytes),
-            ("triton fused bf16",
-             lambda: significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5),
+            ("triton logit_diff", lambda: significance.postprocess_scores(plain), plain_bytes),
+            ("triton values fp64", lambda: significance.postprocess_scores(exact), values_bytes),
+            ("triton fused bf16", lambda: significance.postprocess_fused(fused), fused_bytes),
+            (f"op ({kernel_backend(device)}) fused bf16, with checks",
+             lambda: significance_postprocess_fused(hidden, w_diff, 0.1, offsets, 0.5),
              fused_bytes),
-            ("triton fused bf16 (no validation)",
-             lambda: significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5,
-                                                           validate=False), fused_bytes),
         ]  # fmt: skip
         print(f"measured copy bandwidth {copy_bandwidth(device) / 1e9:.0f} GB/s")
     for name, fn, nbytes in cases:
         seconds = time_call(fn, device)
         print(f"{name:36s} {seconds * 1e3:9.3f} ms  {nbytes / seconds / 1e9:8.1f} GB/s")
     if device.type == "cuda":
-        cpu = [t.cpu() for t in offsets]
+        cpu = offsets.to("cpu")
         checks = [
-            ("logit_diff", significance_postprocess_triton(scores, *offsets, 0.5),
-             reference.significance_postprocess(scores.cpu(), *cpu, 0.5)),
-            ("values fp64", significance_postprocess_triton(values, *offsets, 0.5, "values"),
-             reference.significance_postprocess(values.cpu(), *cpu, 0.5, "values")),
-            ("fused bf16", significance_postprocess_fused_triton(hidden, w_diff, 0.1, *offsets, 0.5),
-             reference.significance_postprocess_fused(hidden.cpu(), w_diff.cpu(), 0.1, *cpu, 0.5)),
+            ("logit_diff", significance.postprocess_scores(plain),
+             reference.postprocess_scores(ScoresCall(scores.cpu(), cpu, 0.5))),
+            ("values fp64", significance.postprocess_scores(exact),
+             reference.postprocess_scores(ScoresCall(values.cpu(), cpu, 0.5, "values"))),
+            ("fused bf16", significance.postprocess_fused(fused),
+             reference.postprocess_fused(FusedCall(hidden.cpu(), w_diff.cpu(), 0.1, cpu, 0.5))),
         ]  # fmt: skip
         for name, got, want in checks:
             print(f"triton {name} bit-identical to the torch reference on the CPU: "
                   f"{'yes' if same_answer(got, want) else 'NO'}")  # fmt: skip
 
 
-def same_answer(got: reference.SignificanceOutput, want: reference.SignificanceOutput) -> bool:
+def same_answer(got: SignificanceOutput, want: SignificanceOutput) -> bool:
     """Same word-value bits and counts (the backends promise one answer per input)."""
     return (
         torch.equal(got.word_values.cpu(), want.word_values)

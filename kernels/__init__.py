@@ -1,15 +1,16 @@
 """Fused post-processing of significance scores: flat ragged tensors in, normalised word values
 and per-sample counts out."""
 
+from sigreward.kernels.contract import RaggedOffsets, SignificanceOutput
 from sigreward.kernels.dispatch import (
     kernel_backend,
     significance_postprocess,
     significance_postprocess_fused,
     triton_available,
 )
-from sigreward.kernels.reference import SignificanceOutput
 
 __all__ = [
+    "RaggedOffsets",
     "SignificanceOutput",
     "kernel_backend",
     "significance_postprocess",

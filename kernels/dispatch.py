@@ -1,4 +1,5 @@
-"""Backend choice for ``significance_postprocess``: Triton on CUDA tensors, torch elsewhere.
+"""The public ops: a call is checked once (contract.py), then run by Triton on CUDA tensors
+and by torch elsewhere.
 
 ``SIGREWARD_KERNEL_BACKEND`` overrides the choice: ``torch`` always works; ``triton`` needs
 CUDA tensors, or ``TRITON_INTERPRET=1`` for CPU tensors (the tests run the kernel that way);
@@ -10,18 +11,26 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
 
 from sigreward.kernels import reference
-from sigreward.kernels.reference import SignificanceOutput
+from sigreward.kernels.contract import (
+    FusedCall,
+    RaggedOffsets,
+    ScoresCall,
+    SignificanceOutput,
+    check_head,
+    check_input_kind,
+    check_offsets,
+    check_scores,
+    check_threshold,
+)
 
 Backend = Literal["triton", "torch"]
 BACKEND_ENV = "SIGREWARD_KERNEL_BACKEND"
-Op = TypeVar("Op", bound=Callable[..., SignificanceOutput])
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,25 +66,59 @@ def kernel_backend(device: torch.device | str) -> Backend:
     return "triton" if device.type == "cuda" and triton_available() else "torch"
 
 
-def _dispatching(torch_impl: Op, triton_name: str) -> Op:
-    """``torch_impl``'s signature and contract, run by the Triton launcher ``triton_name`` of
-    kernels/significance.py when ``kernel_backend`` picks Triton for the first tensor's device
-    (both give the same bits; see reference.py)."""
+def significance_postprocess(
+    scores: Tensor,
+    offsets: RaggedOffsets,
+    threshold: float,
+    input_kind: str = "logit_diff",
+    *,
+    validate: bool = True,
+) -> SignificanceOutput:
+    """Normalised word values and per-sample significant / insignificant counts of per-token
+    ``scores``: keep-logit differences (``input_kind="logit_diff"``) or client values
+    (``"values"``, no sigmoid). Raises ValueError naming a bad argument; ``validate=False``
+    skips the checks that read the tensors (they cost a device sync), for callers that checked
+    the offsets on the host."""
+    check_input_kind(input_kind)
+    check_threshold(threshold)
+    if validate:
+        check_scores(scores)
+        check_offsets(scores.shape[0], offsets, scores.device)
+    call = ScoresCall(scores, offsets, threshold, input_kind)
+    return _backend(scores.device).postprocess_scores(call)
 
-    @functools.wraps(torch_impl)
-    def call(first: Tensor, *args: Any, **kwargs: Any) -> SignificanceOutput:
-        if kernel_backend(first.device) == "triton":
-            from sigreward.kernels import significance  # triton is imported only here
 
-            return getattr(significance, triton_name)(first, *args, **kwargs)
-        return torch_impl(first, *args, **kwargs)
+def significance_postprocess_fused(
+    hidden: Tensor,
+    w_diff: Tensor,
+    b_diff: float | Tensor,
+    offsets: RaggedOffsets,
+    threshold: float,
+    *,
+    validate: bool = True,
+) -> SignificanceOutput:
+    """As ``significance_postprocess`` on the logit differences hidden @ w_diff + b_diff of the
+    2-label head, which never reach memory on the Triton backend."""
+    check_threshold(threshold)
+    if validate:
+        check_head(hidden, w_diff, b_diff)
+        check_offsets(hidden.shape[0], offsets, hidden.device)
+    call = FusedCall(hidden, w_diff, b_diff, offsets, threshold)
+    return _backend(hidden.device).postprocess_fused(call)
 
-    return cast(Op, call)
+
+class _Implementation(Protocol):
+    """What reference.py and significance.py each provide (the launchers add tuning keywords)."""
+
+    def postprocess_scores(self, call: ScoresCall) -> SignificanceOutput: ...
+
+    def postprocess_fused(self, call: FusedCall) -> SignificanceOutput: ...
 
 
-significance_postprocess = _dispatching(
-    reference.significance_postprocess, "significance_postprocess_triton"
-)
-significance_postprocess_fused = _dispatching(
-    reference.significance_postprocess_fused, "significance_postprocess_fused_triton"
-)
+def _backend(device: torch.device) -> _Implementation:
+    """The module that runs a checked call: both give the same bits (see reference.py)."""
+    if kernel_backend(device) == "triton":
+        from sigreward.kernels import significance  # triton is imported only here
+
+        return significance
+    return reference

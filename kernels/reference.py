@@ -1,8 +1,5 @@
-"""Torch implementation of ``significance_postprocess``: the oracle and the CPU path.
-
-Inputs are flat ragged tensors in cu_seqlens style (docs/architecture.md, "Kernels"):
-tokens -> words (``cu_words``) -> segments (``cu_segments``, the min-max unit) -> samples
-(``cu_samples``, the unit that is counted).
+"""Torch implementation of ``significance_postprocess``: the oracle and the CPU path. It takes
+a call checked by contract.py.
 
 Both backends compute the same IEEE operations in the same order, so they give bit-identical
 answers (docs/architecture.md, "One answer per input"):
@@ -22,12 +19,11 @@ such input well defined.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-INPUT_KINDS = ("logit_diff", "values")
+from sigreward.kernels.contract import FusedCall, RaggedOffsets, ScoresCall, SignificanceOutput
 
 # The fused head's dot product: products accumulated per lane over tiles of HEAD_TILE hidden
 # features, then the HEAD_TILE lanes summed pairwise. The kernel uses the same tile, so the
@@ -46,58 +42,18 @@ EXP_COEFFS = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2
 EXP_FLOOR = -86.0
 
 
-# cu_words, cu_segments, cu_samples
-Offsets = tuple[Tensor, Tensor, Tensor]
-
-
-class SignificanceOutput(NamedTuple):
-    word_values: Tensor  # (W,) min-max normalised per segment: float32 logits, float64 values
-    significant: Tensor  # (N,) int32
-    insignificant: Tensor  # (N,) int32
-
-
-def compute_dtype(input_kind: str) -> torch.dtype:
-    """float32 for classifier logits, float64 for client values."""
-    if input_kind not in INPUT_KINDS:
-        raise ValueError(f"input_kind must be one of {INPUT_KINDS}, got {input_kind!r}")
-    return torch.float32 if input_kind == "logit_diff" else torch.float64
-
-
-def significance_postprocess(
-    scores: Tensor,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
-    threshold: float,
-    input_kind: str = "logit_diff",
-    *,
-    validate: bool = True,
-) -> SignificanceOutput:
+def postprocess_scores(call: ScoresCall) -> SignificanceOutput:
     """Normalised word values and per-sample significant / insignificant counts."""
-    offsets = (cu_words, cu_segments, cu_samples)
-    dtype = check_scores_call(scores, offsets, threshold, input_kind, validate)
-    values = scores.to(dtype)
-    if input_kind == "logit_diff":
+    values = call.scores.to(call.dtype)
+    if call.sigmoid:
         values = keep_probability(values)
-    return _postprocess(values, cu_words, cu_segments, cu_samples, threshold)
+    return _postprocess(values, call.offsets, call.threshold)
 
 
-def significance_postprocess_fused(
-    hidden: Tensor,
-    w_diff: Tensor,
-    b_diff: float | Tensor,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
-    threshold: float,
-    *,
-    validate: bool = True,
-) -> SignificanceOutput:
-    """As ``significance_postprocess`` with logit diff = hidden @ w_diff + b_diff (fp32)."""
-    offsets = (cu_words, cu_segments, cu_samples)
-    check_fused_call(hidden, w_diff, b_diff, offsets, threshold, validate)
-    scores = head_logit_diff(hidden, w_diff, b_diff)
-    return _postprocess(keep_probability(scores), cu_words, cu_segments, cu_samples, threshold)
+def postprocess_fused(call: FusedCall) -> SignificanceOutput:
+    """As ``postprocess_scores`` on the logit differences hidden @ w_diff + b_diff (float32)."""
+    scores = head_logit_diff(call.hidden, call.w_diff, call.bias())
+    return _postprocess(keep_probability(scores), call.offsets, call.threshold)
 
 
 # --- the shared arithmetic ------------------------------------------------------------------
@@ -124,7 +80,7 @@ def _exp_nonpositive(t: Tensor) -> Tensor:
     return e * ((n + 127) << 23).view(torch.float32)  # exact: 2**n is a normal float32
 
 
-def head_logit_diff(hidden: Tensor, w_diff: Tensor, b_diff: float | Tensor) -> Tensor:
+def head_logit_diff(hidden: Tensor, w_diff: Tensor, b_diff: Tensor) -> Tensor:
     """(T,) float32 hidden @ w_diff + b_diff in the kernel's order (see HEAD_TILE)."""
     n_tok, dim = hidden.shape
     tiles = max(1, -(-dim // HEAD_TILE))
@@ -137,7 +93,7 @@ def head_logit_diff(hidden: Tensor, w_diff: Tensor, b_diff: float | Tensor) -> T
     while lanes.shape[1] > 1:
         pairs = lanes.view(n_tok, lanes.shape[1] // 2, 2)
         lanes = pairs[..., 0] + pairs[..., 1]
-    return lanes[:, 0] + _as_float_tensor(b_diff, hidden.device)
+    return lanes[:, 0] + b_diff.float()
 
 
 def word_means(values: Tensor, cu_words: Tensor) -> Tensor:
@@ -154,9 +110,8 @@ def word_means(values: Tensor, cu_words: Tensor) -> Tensor:
     return total / lengths.clamp(min=1).to(values.dtype)
 
 
-def _postprocess(
-    values: Tensor, cu_words: Tensor, cu_segments: Tensor, cu_samples: Tensor, threshold: float
-) -> SignificanceOutput:
+def _postprocess(values: Tensor, offsets: RaggedOffsets, threshold: float) -> SignificanceOutput:
+    cu_words, cu_segments, cu_samples = offsets
     device, dtype = values.device, values.dtype
     n_segments = cu_segments.numel() - 1
     n_samples = cu_samples.numel() - 1
@@ -186,121 +141,3 @@ def _postprocess(
     significant.index_add_(0, word_sample, (nonempty & ~below).int())
     insignificant.index_add_(0, word_sample, (nonempty & below).int())
     return SignificanceOutput(word_values, significant, insignificant)
-
-
-# --- validation -----------------------------------------------------------------------------
-
-
-def check_scores_call(
-    scores: Tensor, offsets: Offsets, threshold: float, input_kind: str, validate: bool
-) -> torch.dtype:
-    """The checks of a ``significance_postprocess`` call (both backends); its compute dtype.
-
-    ``validate=False`` skips the checks that read the tensors (they cost a device sync)."""
-    dtype = compute_dtype(input_kind)
-    check_threshold(threshold)
-    if validate:
-        check_scores(scores)
-        check_offsets(scores.shape[0], *offsets, scores.device)
-    return dtype
-
-
-def check_fused_call(
-    hidden: Tensor,
-    w_diff: Tensor,
-    b_diff: float | Tensor,
-    offsets: Offsets,
-    threshold: float,
-    validate: bool,
-) -> None:
-    """The checks of a ``significance_postprocess_fused`` call (both backends)."""
-    check_threshold(threshold)
-    if validate:
-        check_head(hidden, w_diff, b_diff)
-        check_offsets(hidden.shape[0], *offsets, hidden.device)
-
-
-def check_threshold(threshold: float) -> None:
-    if not math.isfinite(threshold):
-        raise ValueError(f"threshold must be a finite number, got {threshold}")
-
-
-def check_scores(scores: Tensor) -> None:
-    if scores.dim() != 1:
-        raise ValueError(f"scores must be 1-D (T,), got shape {tuple(scores.shape)}")
-    if not scores.dtype.is_floating_point:
-        raise ValueError(f"scores must be a float tensor, got {scores.dtype}")
-
-
-def check_head(hidden: Tensor, w_diff: Tensor, b_diff: float | Tensor) -> None:
-    if hidden.dim() != 2:
-        raise ValueError(f"hidden must be 2-D (T, d), got shape {tuple(hidden.shape)}")
-    if not hidden.dtype.is_floating_point:
-        raise ValueError(f"hidden must be a float tensor, got {hidden.dtype}")
-    if w_diff.dim() != 1 or w_diff.shape[0] != hidden.shape[1]:
-        raise ValueError(
-            f"w_diff must have shape ({hidden.shape[1]},) to match hidden, "
-            f"got {tuple(w_diff.shape)}"
-        )
-    if not w_diff.dtype.is_floating_point:
-        raise ValueError(f"w_diff must be a float tensor, got {w_diff.dtype}")
-    if w_diff.device != hidden.device:
-        raise ValueError(f"w_diff is on {w_diff.device}, hidden on {hidden.device}")
-    if isinstance(b_diff, Tensor):
-        if b_diff.numel() != 1:
-            raise ValueError(f"b_diff must be a scalar, got shape {tuple(b_diff.shape)}")
-        if b_diff.device != hidden.device:
-            raise ValueError(f"b_diff is on {b_diff.device}, hidden on {hidden.device}")
-
-
-def check_offsets(
-    n_tokens: int, cu_words: Tensor, cu_segments: Tensor, cu_samples: Tensor, device: torch.device
-) -> None:
-    """Raise ValueError naming the first bad offsets tensor.
-
-    The common case costs one device sync: every check is folded into one boolean, and only
-    when that fails are the checks repeated one by one to name the culprit.
-    """
-    named = (("cu_words", cu_words), ("cu_segments", cu_segments), ("cu_samples", cu_samples))
-    for name, cu in named:
-        if cu.dim() != 1:
-            raise ValueError(f"{name} must be 1-D, got shape {tuple(cu.shape)}")
-        if cu.dtype != torch.int32:
-            raise ValueError(f"{name} must be int32, got {cu.dtype}")
-        if cu.numel() < 1:
-            raise ValueError(f"{name} must hold at least one offset (the leading 0)")
-        if cu.device != device:
-            raise ValueError(f"{name} is on {cu.device}, scores on {device}")
-    ends = (
-        ("cu_words", cu_words, n_tokens, "the number of tokens T"),
-        ("cu_segments", cu_segments, cu_words.numel() - 1, "the number of words W"),
-        ("cu_samples", cu_samples, cu_segments.numel() - 1, "the number of segments G"),
-    )
-    checks = [_offsets_ok(cu, end) for _, cu, end, _ in ends]
-    if bool(torch.stack(checks).all()):
-        return
-    for (name, cu, end, what), ok in zip(ends, checks, strict=True):
-        if bool(ok):
-            continue
-        if int(cu[0]) != 0:
-            raise ValueError(f"{name} must start at 0, got {int(cu[0])}")
-        if int(cu[-1]) != end:
-            raise ValueError(f"{name} must end at {what} ({end}), got {int(cu[-1])}")
-        bad = int(torch.nonzero(cu[1:] < cu[:-1])[0, 0])
-        raise ValueError(
-            f"{name} must be non-decreasing, but {name}[{bad + 1}] = {int(cu[bad + 1])} "
-            f"< {name}[{bad}] = {int(cu[bad])}"
-        )
-
-
-def _offsets_ok(cu: Tensor, end: int) -> Tensor:
-    ok = (cu[0] == 0) & (cu[-1] == end)
-    if cu.numel() > 1:
-        ok = ok & (cu[1:] >= cu[:-1]).all()
-    return ok
-
-
-def _as_float_tensor(b: float | Tensor, device: torch.device) -> Tensor:
-    if isinstance(b, Tensor):
-        return b.reshape(()).float()
-    return torch.tensor(float(b), dtype=torch.float32, device=device)

@@ -25,6 +25,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from sigreward.kernels.contract import FusedCall, RaggedOffsets, ScoresCall, SignificanceOutput
 from sigreward.kernels.reference import (
     EXP_COEFFS,
     EXP_FLOOR,
@@ -32,9 +33,6 @@ from sigreward.kernels.reference import (
     LN2_HI,
     LN2_LO,
     LOG2E,
-    SignificanceOutput,
-    check_fused_call,
-    check_scores_call,
 )
 
 # a * b + c must stay two rounded operations, as in the reference (Triton's default contracts
@@ -186,53 +184,22 @@ def _significance_kernel(
     tl.store(insignificant_ptr + n, tl.sum(insig_acc, axis=0))
 
 
-def significance_postprocess_triton(
-    scores: Tensor,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
-    threshold: float,
-    input_kind: str = "logit_diff",
-    *,
-    validate: bool = True,
-    block: int = 128,
-    num_warps: int = 4,
+def postprocess_scores(
+    call: ScoresCall, *, block: int = 128, num_warps: int = 4
 ) -> SignificanceOutput:
-    """Triton launcher of ``significance_postprocess``; ``block`` words per tile (power of 2)."""
-    offsets = (cu_words, cu_segments, cu_samples)
-    dtype = check_scores_call(scores, offsets, threshold, input_kind, validate)
-    return _launch(
-        scores.contiguous(), None, None, None, cu_words, cu_segments, cu_samples, threshold,
-        dtype, input_kind == "logit_diff", block, num_warps,
-    )  # fmt: skip
+    """Triton launcher of ``reference.postprocess_scores``; ``block`` words per tile (a power
+    of two)."""
+    return _launch(call.scores.contiguous(), None, None, None, call.offsets, call.threshold,
+                   call.dtype, call.sigmoid, block, num_warps)  # fmt: skip
 
 
-def significance_postprocess_fused_triton(
-    hidden: Tensor,
-    w_diff: Tensor,
-    b_diff: float | Tensor,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
-    threshold: float,
-    *,
-    validate: bool = True,
-    block: int = 32,
-    num_warps: int = 4,
+def postprocess_fused(
+    call: FusedCall, *, block: int = 32, num_warps: int = 4
 ) -> SignificanceOutput:
-    """Triton launcher of the fused-head variant: logit diff = hidden @ w_diff + b_diff."""
-    offsets = (cu_words, cu_segments, cu_samples)
-    check_fused_call(hidden, w_diff, b_diff, offsets, threshold, validate)
-    if hidden.stride(1) != 1:
-        hidden = hidden.contiguous()
-    if isinstance(b_diff, Tensor):
-        bias = b_diff.reshape(1).to(torch.float32)
-    else:
-        bias = torch.tensor([float(b_diff)], dtype=torch.float32, device=hidden.device)
-    return _launch(
-        None, hidden, w_diff.contiguous(), bias, cu_words, cu_segments, cu_samples, threshold,
-        torch.float32, True, block, num_warps,
-    )  # fmt: skip
+    """Triton launcher of ``reference.postprocess_fused``."""
+    hidden = call.hidden if call.hidden.stride(1) == 1 else call.hidden.contiguous()
+    return _launch(None, hidden, call.w_diff.contiguous(), call.bias().reshape(1), call.offsets,
+                   call.threshold, torch.float32, True, block, num_warps)  # fmt: skip
 
 
 def _launch(
@@ -240,9 +207,7 @@ def _launch(
     hidden: Tensor | None,
     w_diff: Tensor | None,
     bias: Tensor | None,
-    cu_words: Tensor,
-    cu_segments: Tensor,
-    cu_samples: Tensor,
+    offsets: RaggedOffsets,
     threshold: float,
     dtype: torch.dtype,
     sigmoid: bool,
@@ -254,6 +219,7 @@ def _launch(
     data = scores if scores is not None else hidden
     assert data is not None
     device = data.device
+    cu_words, cu_segments, cu_samples = offsets
     n_samples = cu_samples.numel() - 1
     n_words = cu_words.numel() - 1
 

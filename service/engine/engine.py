@@ -17,9 +17,9 @@ from sigreward.engine.pipeline import PipelinedExecutor, SerialExecutor
 from sigreward.engine.stages import ForwardCounters, TextStages, counts, details, to_cpu
 from sigreward.engine.tokenization import TextTokenizer
 from sigreward.engine.values import check_threshold, layout_values
+from sigreward.kernels.contract import SignificanceOutput
 from sigreward.kernels.dispatch import kernel_backend as _kernel_backend
 from sigreward.kernels.dispatch import significance_postprocess
-from sigreward.kernels.reference import SignificanceOutput
 
 CPU_FORWARD_TOKENS = WINDOW_POSITIONS
 
@@ -179,11 +179,6 @@ class SignificanceEngine:
         with self._values_lock:
             # float64 scores: values mode normalises and compares in float64 on both backends
             out = significance_postprocess(
-                lay.scores.to(dev),
-                lay.cu_words.to(dev),
-                lay.cu_segments.to(dev),
-                lay.cu_samples.to(dev),
-                threshold,
-                "values",
+                lay.scores.to(dev), lay.offsets.to(dev), threshold, "values"
             )
             return to_cpu(out)

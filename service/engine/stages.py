@@ -23,8 +23,8 @@ from sigreward.engine.classifier import ChunkClassifier
 from sigreward.engine.layout import TextsLayout, layout_chunks
 from sigreward.engine.packing import ForwardBatch, build_batches, host_tensor
 from sigreward.engine.tokenization import TextTokenizer
+from sigreward.kernels.contract import RaggedOffsets, SignificanceOutput, check_offsets
 from sigreward.kernels.dispatch import significance_postprocess, significance_postprocess_fused
-from sigreward.kernels.reference import SignificanceOutput, check_offsets
 
 _CPU = torch.device("cpu")
 
@@ -35,7 +35,7 @@ class PreparedWave:
     detail: bool
     layout: TextsLayout
     batches: list[ForwardBatch]
-    offsets: tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # cu_words/segments/samples
+    offsets: RaggedOffsets
 
 
 @dataclass
@@ -78,12 +78,12 @@ class HostPreparer:
         tok = self.tokenizer
         layout = layout_chunks(model_input_chunks(tok, texts), tok.tables)
         batches = list(build_batches(layout, *self.ids, forward_tokens, pin))
-        offsets = tuple(
-            host_tensor(a, pin) for a in (layout.cu_words, layout.cu_segments, layout.cu_samples)
+        offsets = RaggedOffsets(
+            *(host_tensor(a, pin) for a in (layout.cu_words, layout.cu_segments, layout.cu_samples))
         )
         # Checked here, on the host, so the device path needs no synchronising check.
-        check_offsets(layout.n_word_tokens, *offsets, _CPU)
-        return PreparedWave(len(texts), detail, layout, batches, offsets)  # type: ignore[arg-type]
+        check_offsets(layout.n_word_tokens, offsets, _CPU)
+        return PreparedWave(len(texts), detail, layout, batches, offsets)
 
 
 # The worker process's preparer, set once by `_init_worker` (so the tokenizer is sent once).
@@ -109,7 +109,7 @@ def _map_tensors(wave: PreparedWave, fn: Callable[[Any], Any]) -> PreparedWave:
                        rows=fn(b.rows), cols=fn(b.cols), dest=fn(b.dest), keep=opt(b.keep))  # fmt: skip
 
     return replace(wave, batches=[batch(b) for b in wave.batches],
-                   offsets=tuple(fn(t) for t in wave.offsets))  # type: ignore[arg-type]  # fmt: skip
+                   offsets=wave.offsets._make(fn(t) for t in wave.offsets))  # fmt: skip
 
 
 class TextStages:
@@ -197,13 +197,13 @@ class TextStages:
         c.real += res.forward_tokens
         c.padded += sum(b.positions for b in wave.batches)
         c.forwards += len(wave.batches)
-        cu = [t.to(self.device, non_blocking=True) for t in wave.offsets]
+        cu = wave.offsets.to(self.device, non_blocking=True)
         if res.hidden is not None:
             out = significance_postprocess_fused(
-                res.hidden, res.w_diff, res.b_diff, *cu, threshold, validate=False
+                res.hidden, res.w_diff, res.b_diff, cu, threshold, validate=False
             )
         else:
-            out = significance_postprocess(res.scores, *cu, threshold, "logit_diff", validate=False)
+            out = significance_postprocess(res.scores, cu, threshold, "logit_diff", validate=False)
         host, ready = _to_host(out, self._pin)
         return PendingWave(wave.n_texts, wave.detail, wave.layout, host, ready)
 

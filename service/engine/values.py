@@ -9,15 +9,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sigreward.kernels.contract import RaggedOffsets
+
 SPAN_ERROR = "the span max - min of the values overflows a double; rescale them"
 
 
 @dataclass(frozen=True)
 class ValuesLayout:
     scores: torch.Tensor  # (T,) float64, all values concatenated, exactly as sent
-    cu_words: torch.Tensor  # (T+1,) int32: one unit per value
-    cu_segments: torch.Tensor  # (N+1,) int32: one segment per response
-    cu_samples: torch.Tensor  # (N+1,) int32: one segment per sample
+    # one unit per value, one segment per response, one segment per sample
+    offsets: RaggedOffsets
 
 
 def layout_values(values: list[list[float]]) -> ValuesLayout:
@@ -47,9 +48,11 @@ def layout_values(values: list[list[float]]) -> ValuesLayout:
             raise ValueError(f"values[{sample}]: {SPAN_ERROR}")
     return ValuesLayout(
         scores=torch.from_numpy(flat),
-        cu_words=torch.arange(total + 1, dtype=torch.int32),
-        cu_segments=torch.from_numpy(cu),
-        cu_samples=torch.arange(len(values) + 1, dtype=torch.int32),
+        offsets=RaggedOffsets(
+            cu_words=torch.arange(total + 1, dtype=torch.int32),
+            cu_segments=torch.from_numpy(cu),
+            cu_samples=torch.arange(len(values) + 1, dtype=torch.int32),
+        ),
     )
 
 

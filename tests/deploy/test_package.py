@@ -21,12 +21,12 @@ HF_KERNELS_VERSION = "0.17.2"
 CHECK = """
 import importlib.util, sys
 import kernels, sigreward, sigreward.kernels, torch
-from sigreward.kernels import kernel_backend, significance_postprocess
+from sigreward.kernels import RaggedOffsets, kernel_backend, significance_postprocess
 assert kernels.__file__.startswith(sys.argv[1]), kernels.__file__
 assert sigreward.kernels.__file__.startswith(sys.argv[1]), sigreward.kernels.__file__
 assert hasattr(kernels, "get_kernel"), "the hub package was shadowed"
 bounds = torch.tensor([0, 1], dtype=torch.int32)  # one token, one word, one segment, one sample
-out = significance_postprocess(torch.zeros(1), bounds, bounds, bounds, 0.5)
+out = significance_postprocess(torch.zeros(1), RaggedOffsets(bounds, bounds, bounds), 0.5)
 assert kernel_backend("cpu") == "torch"
 import importlib.metadata, transformers
 assert importlib.metadata.version("kernels") == sys.argv[2]

@@ -1,4 +1,7 @@
-"""The two implementations under test, as pytest parameters (Triton ones carry ``kernels``)."""
+"""The two implementations under test, as pytest parameters (Triton ones carry ``kernels``).
+
+Each takes the public op's arguments (valid ones: tests/kernels/test_validation.py checks the
+op's checks) and runs its backend on them."""
 
 from __future__ import annotations
 
@@ -8,20 +11,20 @@ from typing import Any
 import pytest
 
 from sigreward.kernels import reference
-from sigreward.kernels.reference import SignificanceOutput
+from sigreward.kernels.contract import FusedCall, ScoresCall, SignificanceOutput
 
 Postprocess = Callable[..., SignificanceOutput]
 
 
 def torch_postprocess(*args: Any, **kwargs: Any) -> SignificanceOutput:
-    return reference.significance_postprocess(*args, **kwargs)
+    return reference.postprocess_scores(ScoresCall(*args, **kwargs))
 
 
 def triton_postprocess(*args: Any, block: int = 2, **kwargs: Any) -> SignificanceOutput:
     # a tiny tile so that even hand-sized segments span several tiles
-    from sigreward.kernels.significance import significance_postprocess_triton
+    from sigreward.kernels import significance
 
-    return significance_postprocess_triton(*args, block=block, **kwargs)
+    return significance.postprocess_scores(ScoresCall(*args, **kwargs), block=block)
 
 
 BACKENDS = [
@@ -31,13 +34,13 @@ BACKENDS = [
 
 
 def torch_fused(*args: Any, **kwargs: Any) -> SignificanceOutput:
-    return reference.significance_postprocess_fused(*args, **kwargs)
+    return reference.postprocess_fused(FusedCall(*args, **kwargs))
 
 
 def triton_fused(*args: Any, block: int = 4, **kwargs: Any) -> SignificanceOutput:
-    from sigreward.kernels.significance import significance_postprocess_fused_triton
+    from sigreward.kernels import significance
 
-    return significance_postprocess_fused_triton(*args, block=block, **kwargs)
+    return significance.postprocess_fused(FusedCall(*args, **kwargs), block=block)
 
 
 FUSED_BACKENDS = [

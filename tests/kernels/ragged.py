@@ -9,7 +9,7 @@ import torch
 from hypothesis import strategies as st
 from torch import Tensor
 
-from sigreward.kernels.reference import SignificanceOutput
+from sigreward.kernels.contract import RaggedOffsets, SignificanceOutput
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,10 @@ class Ragged:
     cu_words: Tensor
     cu_segments: Tensor
     cu_samples: Tensor
+
+    @property
+    def offsets(self) -> RaggedOffsets:
+        return RaggedOffsets(self.cu_words, self.cu_segments, self.cu_samples)
 
     @property
     def n_tokens(self) -> int:

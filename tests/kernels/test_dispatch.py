@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sigreward.kernels import dispatch, kernel_backend, reference, significance_postprocess
+from sigreward.kernels import dispatch, kernel_backend, significance_postprocess
+from sigreward.kernels.contract import ScoresCall, SignificanceOutput
+from tests.kernels.backends import torch_postprocess
 from tests.kernels.ragged import assert_same, ragged
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,18 +53,17 @@ def test_triton_override_runs_the_kernel(monkeypatch: pytest.MonkeyPatch) -> Non
     calls = []
     import sigreward.kernels.significance as triton_impl
 
-    real = triton_impl.significance_postprocess_triton
+    real = triton_impl.postprocess_scores
 
-    def spy(*args: object, **kwargs: object) -> reference.SignificanceOutput:
+    def spy(call: ScoresCall) -> SignificanceOutput:
         calls.append(1)
-        return real(*args, **kwargs)
+        return real(call)
 
-    monkeypatch.setattr(triton_impl, "significance_postprocess_triton", spy)
+    monkeypatch.setattr(triton_impl, "postprocess_scores", spy)
     b = ragged([[[1, 2], [3]], [[1, 1, 1, 1]]])
     scores = torch.randn(b.n_tokens)
-    got = significance_postprocess(scores, b.cu_words, b.cu_segments, b.cu_samples, 0.4)
-    want = reference.significance_postprocess(scores, b.cu_words, b.cu_segments, b.cu_samples,
-                                              0.4)  # fmt: skip
+    got = significance_postprocess(scores, b.offsets, 0.4)
+    want = torch_postprocess(scores, b.offsets, 0.4)
     assert calls == [1]
     assert_same(got, want)
 
@@ -73,7 +74,8 @@ def test_package_imports_and_runs_without_triton() -> None:
         "import torch, sigreward.kernels\n"
         "assert sigreward.kernels.kernel_backend('cuda') == 'torch', 'triton must not be chosen'\n"
         "one = torch.tensor([0, 1], dtype=torch.int32)\n"
-        "out = sigreward.kernels.significance_postprocess(torch.zeros(1), one, one, one, 0.5)\n"
+        "offsets = sigreward.kernels.RaggedOffsets(one, one, one)\n"
+        "out = sigreward.kernels.significance_postprocess(torch.zeros(1), offsets, 0.5)\n"
         "assert out.significant.tolist() == [1]\n"
         "assert 'sigreward.kernels.significance' not in sys.modules\n"
     )

@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sigreward.kernels import reference
+from tests.kernels.backends import torch_fused, torch_postprocess
 from tests.kernels.ragged import Case, cases, naive_counts, ragged, sigmoid
 
 
@@ -22,9 +23,7 @@ def test_reference_matches_plain_python(case: Case, kind: str) -> None:
     assume(kind == "values" or case.kind != "wide")
     b = case.batch
     scores = case.scores if kind == "values" else case.scores.float()
-    out = reference.significance_postprocess(
-        scores, b.cu_words, b.cu_segments, b.cu_samples, case.threshold, kind
-    )
+    out = torch_postprocess(scores, b.offsets, case.threshold, kind)
     values = scores.tolist()
     if kind == "logit_diff":
         values = [sigmoid(x) for x in values]
@@ -91,11 +90,8 @@ def test_fused_reference_is_the_head_then_the_op() -> None:
     hidden = torch.randn(7, 12, dtype=torch.bfloat16)
     w_diff = torch.randn(12)
     b = ragged([[[2, 1], [4]]])
-    fused = reference.significance_postprocess_fused(
-        hidden, w_diff, torch.tensor(0.25), b.cu_words, b.cu_segments, b.cu_samples, 0.5
-    )
-    logits = reference.head_logit_diff(hidden, w_diff, 0.25)
-    plain = reference.significance_postprocess(logits, b.cu_words, b.cu_segments, b.cu_samples,
-                                               0.5)  # fmt: skip
+    fused = torch_fused(hidden, w_diff, torch.tensor(0.25), b.offsets, 0.5)
+    logits = reference.head_logit_diff(hidden, w_diff, torch.tensor(0.25))
+    plain = torch_postprocess(logits, b.offsets, 0.5)
     assert torch.equal(fused.word_values, plain.word_values)
     assert torch.equal(fused.significant, plain.significant)

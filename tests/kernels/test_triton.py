@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sigreward.kernels import reference
+from tests.kernels.backends import torch_fused, torch_postprocess, triton_fused, triton_postprocess
 from tests.kernels.ragged import Case, Ragged, assert_same, cases, ragged
 
 SLOW_OK = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,13 +32,12 @@ INPUTS = [
 def test_kernel_equals_reference_bit_for_bit(
     case: Case, inputs: tuple[torch.dtype, str], block: int
 ) -> None:
-    from sigreward.kernels.significance import significance_postprocess_triton
 
     dtype, kind = inputs
     b = case.batch
-    args = (case.scores.to(dtype), b.cu_words, b.cu_segments, b.cu_samples, case.threshold, kind)
-    want = reference.significance_postprocess(*args)
-    got = significance_postprocess_triton(*args, block=block)
+    args = (case.scores.to(dtype), b.offsets, case.threshold, kind)
+    want = torch_postprocess(*args)
+    got = triton_postprocess(*args, block=block)
     assert want.word_values.dtype == (torch.float64 if kind == "values" else torch.float32)
     assert_same(got, want)
 
@@ -55,7 +54,6 @@ def test_kernel_equals_reference_bit_for_bit(
 def test_fused_kernel_equals_reference_bit_for_bit(
     case: Case, dim: int, dtype: torch.dtype, bias: float, bias_as_tensor: bool
 ) -> None:
-    from sigreward.kernels.significance import significance_postprocess_fused_triton
 
     b = case.batch
     gen = torch.Generator().manual_seed(b.n_tokens * 31 + dim)
@@ -66,9 +64,9 @@ def test_fused_kernel_equals_reference_bit_for_bit(
         hidden = torch.randn(b.n_tokens, dim, generator=gen).to(dtype)
         w_diff = torch.randn(dim, generator=gen) / math.sqrt(dim)
     b_diff = torch.tensor(bias) if bias_as_tensor else bias
-    args = (hidden, w_diff, b_diff, b.cu_words, b.cu_segments, b.cu_samples, case.threshold)
-    want = reference.significance_postprocess_fused(*args)
-    got = significance_postprocess_fused_triton(*args, block=4)
+    args = (hidden, w_diff, b_diff, b.offsets, case.threshold)
+    want = torch_fused(*args)
+    got = triton_fused(*args, block=4)
     assert_same(got, want)
 
 
@@ -104,16 +102,15 @@ def test_odd_and_ragged_shapes(
     inputs: tuple[torch.dtype, str],
     block: int,
 ) -> None:
-    from sigreward.kernels.significance import significance_postprocess_triton
 
     dtype, kind = inputs
     b = _shaped_batch(n_samples, segments, words, max_tokens, seed=words * 7 + max_tokens)
     gen = torch.Generator().manual_seed(b.n_tokens)
     scores = (torch.randn(b.n_tokens, generator=gen, dtype=torch.float64) * 4).to(dtype)
-    args = (scores, b.cu_words, b.cu_segments, b.cu_samples, 0.37, kind)
+    args = (scores, b.offsets, 0.37, kind)
     assert_same(
-        significance_postprocess_triton(*args, block=block),
-        reference.significance_postprocess(*args),
+        triton_postprocess(*args, block=block),
+        torch_postprocess(*args),
     )
 
 
@@ -122,7 +119,6 @@ def test_odd_and_ragged_shapes(
 def test_means_one_ulp_apart_and_order_dependent_sums(kind: str) -> None:
     """Hand-built ties: word means one ulp apart, and words whose sums depend on the order
     (float32: 1 + 2**-24 + 2**-24 is 1 left to right, 2**-24 + 2**-24 + 1 is 1 + 2**-23)."""
-    from sigreward.kernels.significance import significance_postprocess_triton
 
     dtype = torch.float32 if kind == "logit_diff" else torch.float64
     x = torch.tensor(0.25, dtype=dtype)
@@ -132,9 +128,9 @@ def test_means_one_ulp_apart_and_order_dependent_sums(kind: str) -> None:
     scores = torch.stack([torch.as_tensor(t, dtype=dtype) for t in tokens])
     b = ragged([[[1, 1, 1], [3, 3, 1]], [[1, 1]]])
     for threshold in (0.0, 0.5, 1.0):
-        args = (scores, b.cu_words, b.cu_segments, b.cu_samples, threshold, kind)
-        want = reference.significance_postprocess(*args)
-        assert_same(significance_postprocess_triton(*args, block=2), want)
+        args = (scores, b.offsets, threshold, kind)
+        want = torch_postprocess(*args)
+        assert_same(triton_postprocess(*args, block=2), want)
     if kind == "values":  # the same tokens in another order give a larger word mean
         v = want.word_values.tolist()
         assert v[:3] == [0.0, 1.0, 0.0]  # one ulp is the whole span of segment 0
@@ -144,17 +140,16 @@ def test_means_one_ulp_apart_and_order_dependent_sums(kind: str) -> None:
 @pytest.mark.kernels
 def test_non_contiguous_hidden_and_long_words() -> None:
     """A strided hidden view and a word longer than a tile of words."""
-    from sigreward.kernels.significance import significance_postprocess_fused_triton
 
     torch.manual_seed(1)
     b = ragged([[[1, 23, 2], [4]], [[3, 1, 1, 1, 1, 1, 2, 1, 1]]])
     wide = torch.randn(b.n_tokens, 140)
     hidden = wide[:, ::2]  # stride (140, 2)
     w_diff = torch.randn(70)
-    args = (hidden, w_diff, -0.5, b.cu_words, b.cu_segments, b.cu_samples, 0.3)
+    args = (hidden, w_diff, -0.5, b.offsets, 0.3)
     assert_same(
-        significance_postprocess_fused_triton(*args, block=4),
-        reference.significance_postprocess_fused(*args),
+        triton_fused(*args, block=4),
+        torch_fused(*args),
     )
 
 
@@ -183,17 +178,17 @@ def test_cuda_kernel_equals_cpu_reference_bit_for_bit() -> None:
 
     assert kernel_backend("cuda") == "triton"
     b = _realistic_batch()
-    offsets = (b.cu_words, b.cu_segments, b.cu_samples)
-    cuda = [t.cuda() for t in offsets]
+    offsets = b.offsets
+    cuda = offsets.to("cuda")
     scores = torch.randn(b.n_tokens) * 3
-    got = significance_postprocess(scores.cuda(), *cuda, 0.5, "logit_diff")
-    assert_same(got, reference.significance_postprocess(scores, *offsets, 0.5, "logit_diff"))
+    got = significance_postprocess(scores.cuda(), cuda, 0.5, "logit_diff")
+    assert_same(got, torch_postprocess(scores, offsets, 0.5, "logit_diff"))
 
     values = torch.randn(b.n_tokens, dtype=torch.float64) * 1e300
-    got = significance_postprocess(values.cuda(), *cuda, 0.3, "values")
-    assert_same(got, reference.significance_postprocess(values, *offsets, 0.3, "values"))
+    got = significance_postprocess(values.cuda(), cuda, 0.3, "values")
+    assert_same(got, torch_postprocess(values, offsets, 0.3, "values"))
 
     hidden = torch.randn(b.n_tokens, 768, dtype=torch.bfloat16)
     w_diff = torch.randn(768) / math.sqrt(768)
-    got = significance_postprocess_fused(hidden.cuda(), w_diff.cuda(), 0.1, *cuda, 0.5)
-    assert_same(got, reference.significance_postprocess_fused(hidden, w_diff, 0.1, *offsets, 0.5))
+    got = significance_postprocess_fused(hidden.cuda(), w_diff.cuda(), 0.1, cuda, 0.5)
+    assert_same(got, torch_fused(hidden, w_diff, 0.1, offsets, 0.5))

@@ -1,11 +1,17 @@
-"""Bad inputs fail with a ValueError that names the field, on both implementations."""
+"""Bad inputs fail with a ValueError that names the field. A call is checked once, by the
+public op, before either backend runs."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from tests.kernels.backends import BACKENDS, FUSED_BACKENDS, Postprocess
+from sigreward.kernels import (
+    RaggedOffsets,
+    significance_postprocess,
+    significance_postprocess_fused,
+)
+from sigreward.kernels.contract import ScoresCall
 
 
 def i32(*xs: int) -> torch.Tensor:
@@ -20,14 +26,16 @@ GOOD = {
 }
 
 
-def call(postprocess: Postprocess, **changes: object) -> None:
+def offsets(args: dict) -> RaggedOffsets:
+    return RaggedOffsets(args["cu_words"], args["cu_segments"], args["cu_samples"])
+
+
+def call(**changes: object) -> None:
     args = {**GOOD, **changes}
     extra = {k: v for k, v in args.items() if k not in GOOD}
-    postprocess(args["scores"], args["cu_words"], args["cu_segments"], args["cu_samples"], 0.5,
-                **extra)  # fmt: skip
+    significance_postprocess(args["scores"], offsets(args), 0.5, **extra)
 
 
-@pytest.mark.parametrize("postprocess", BACKENDS)
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
@@ -44,35 +52,33 @@ def call(postprocess: Postprocess, **changes: object) -> None:
         ({"input_kind": "probs"}, "input_kind must be one of"),
     ],
 )
-def test_bad_inputs_name_the_field(postprocess: Postprocess, changes: dict, message: str) -> None:
+def test_bad_inputs_name_the_field(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        call(postprocess, **changes)
+        call(**changes)
 
 
-@pytest.mark.parametrize("fused", FUSED_BACKENDS)
-def test_bad_head_names_the_field(fused: Postprocess) -> None:
-    offsets = (GOOD["cu_words"], GOOD["cu_segments"], GOOD["cu_samples"])
+def test_bad_head_names_the_field() -> None:
+    fused = significance_postprocess_fused
+    good = offsets(GOOD)
     with pytest.raises(ValueError, match=r"w_diff must have shape \(8,\)"):
-        fused(torch.zeros(4, 8), torch.zeros(7), 0.0, *offsets, 0.5)
+        fused(torch.zeros(4, 8), torch.zeros(7), 0.0, good, 0.5)
     with pytest.raises(ValueError, match="hidden must be 2-D"):
-        fused(torch.zeros(4), torch.zeros(4), 0.0, *offsets, 0.5)
+        fused(torch.zeros(4), torch.zeros(4), 0.0, good, 0.5)
     with pytest.raises(ValueError, match="b_diff must be a scalar"):
-        fused(torch.zeros(4, 8), torch.zeros(8), torch.zeros(2), *offsets, 0.5)
+        fused(torch.zeros(4, 8), torch.zeros(8), torch.zeros(2), good, 0.5)
     with pytest.raises(ValueError, match=r"cu_words must end at the number of tokens T \(5\)"):
-        fused(torch.zeros(5, 8), torch.zeros(8), 0.0, *offsets, 0.5)
+        fused(torch.zeros(5, 8), torch.zeros(8), 0.0, good, 0.5)
 
 
-@pytest.mark.parametrize("postprocess", BACKENDS)
-def test_threshold_must_be_finite(postprocess: Postprocess) -> None:
+def test_threshold_must_be_finite() -> None:
     with pytest.raises(ValueError, match="threshold must be a finite number, got nan"):
-        postprocess(GOOD["scores"], GOOD["cu_words"], GOOD["cu_segments"], GOOD["cu_samples"],
-                    float("nan"))  # fmt: skip
+        significance_postprocess(GOOD["scores"], offsets(GOOD), float("nan"))
 
 
 @pytest.mark.kernels
 def test_block_must_be_a_power_of_two() -> None:
-    from sigreward.kernels.significance import significance_postprocess_triton
+    from sigreward.kernels import significance
 
+    call = ScoresCall(GOOD["scores"], offsets(GOOD), 0.5)
     with pytest.raises(ValueError, match="block must be a power of two, got 12"):
-        significance_postprocess_triton(GOOD["scores"], GOOD["cu_words"], GOOD["cu_segments"],
-                                        GOOD["cu_samples"], 0.5, block=12)  # fmt: skip
+        significance.postprocess_scores(call, block=12)
