@@ -76,6 +76,16 @@ class ClientGone(Exception):
 EngineCall = Callable[[list[Any], float], list[Any]]
 
 
+def _text_job(texts: Sequence[str]) -> tuple[list[str], int]:
+    """The items of a job on texts and its estimated tokens."""
+    return list(texts), sum(estimate_text_tokens(t) for t in texts)
+
+
+def _values_job(values: Sequence[Sequence[float]]) -> tuple[list[list[float]], int]:
+    """The items of a job on value lists and its tokens: one per value, one per list."""
+    return [list(v) for v in values], sum(len(v) for v in values) + len(values)
+
+
 def estimate_text_tokens(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass")) // BYTES_PER_TOKEN + 2
 
@@ -164,37 +174,29 @@ class Batcher:
     async def count_texts(
         self, texts: Sequence[str], threshold: float, timing: Timing | None = None
     ) -> list[Counts]:
-        tokens = sum(estimate_text_tokens(t) for t in texts)
-        return await self.submit("count_texts", list(texts), threshold, tokens, timing)
+        return await self.submit("count_texts", *_text_job(texts), threshold, timing)
 
     async def count_values(
         self, values: Sequence[Sequence[float]], threshold: float, timing: Timing | None = None
     ) -> list[Counts]:
-        tokens = sum(len(v) for v in values) + len(values)
-        return await self.submit(
-            "count_values", [list(v) for v in values], threshold, tokens, timing
-        )
+        return await self.submit("count_values", *_values_job(values), threshold, timing)
 
     async def inspect_texts(
         self, texts: Sequence[str], threshold: float, timing: Timing | None = None
     ) -> list[UnitDetail]:
-        tokens = sum(estimate_text_tokens(t) for t in texts)
-        return await self.submit("inspect_texts", list(texts), threshold, tokens, timing)
+        return await self.submit("inspect_texts", *_text_job(texts), threshold, timing)
 
     async def inspect_values(
         self, values: Sequence[Sequence[float]], threshold: float, timing: Timing | None = None
     ) -> list[UnitDetail]:
-        tokens = sum(len(v) for v in values) + len(values)
-        return await self.submit(
-            "inspect_values", [list(v) for v in values], threshold, tokens, timing
-        )
+        return await self.submit("inspect_values", *_values_job(values), threshold, timing)
 
     async def submit(
         self,
         kind: str,
         items: list[Any],
-        threshold: float,
         tokens: int,
+        threshold: float,
         timing: Timing | None = None,
     ) -> list[Any]:
         if kind not in self._calls:

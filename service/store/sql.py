@@ -342,16 +342,8 @@ class SqlTransaction:
     def get_prompt_groups(
         self, run_id: str, prompt_ids: Sequence[str]
     ) -> dict[str, tuple[int, int]]:
-        found: dict[str, tuple[int, int]] = {}
-        for chunk in iter_chunks(list(dict.fromkeys(prompt_ids))):
-            marks = ", ".join("?" * len(chunk))
-            rows = self._exec(
-                "SELECT prompt_id, step, samples FROM prompt_groups "
-                f"WHERE run_id = ? AND prompt_id IN ({marks})",
-                (run_id, *chunk),
-            ).fetchall()
-            found.update({row[0]: (int(row[1]), int(row[2])) for row in rows})
-        return found
+        rows = self._rows_of_prompts("step, samples FROM prompt_groups", run_id, prompt_ids)
+        return {row[0]: (int(row[1]), int(row[2])) for row in rows}
 
     def put_prompt_groups(self, run_id: str, groups: dict[str, tuple[int, int]]) -> None:
         self._exec_many(
@@ -362,16 +354,24 @@ class SqlTransaction:
         )
 
     def get_references(self, run_id: str, prompt_ids: Sequence[str]) -> dict[str, Counts]:
-        found: dict[str, Counts] = {}
+        rows = self._rows_of_prompts(
+            "significant, insignificant FROM prompt_references", run_id, prompt_ids
+        )
+        return {row[0]: Counts(float(row[1]), float(row[2])) for row in rows}
+
+    def _rows_of_prompts(
+        self, columns_from: str, run_id: str, prompt_ids: Sequence[str]
+    ) -> list[Any]:
+        """``SELECT prompt_id, <columns_from> WHERE`` the run's rows of these prompts, queried in
+        chunks (databases cap the parameters of one statement)."""
+        rows: list[Any] = []
         for chunk in iter_chunks(list(dict.fromkeys(prompt_ids))):
             marks = ", ".join("?" * len(chunk))
-            rows = self._exec(
-                "SELECT prompt_id, significant, insignificant FROM prompt_references "
-                f"WHERE run_id = ? AND prompt_id IN ({marks})",
+            rows += self._exec(
+                f"SELECT prompt_id, {columns_from} WHERE run_id = ? AND prompt_id IN ({marks})",
                 (run_id, *chunk),
             ).fetchall()
-            found.update({row[0]: Counts(float(row[1]), float(row[2])) for row in rows})
-        return found
+        return rows
 
     def put_references(self, run_id: str, step: int, references: dict[str, Counts]) -> None:
         self._exec_many(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -42,6 +42,17 @@ OUTAGE_STATUSES = frozenset({502, 503, 504})
 log = logging.getLogger("sigreward_client")
 
 
+class _Answer(NamedTuple):
+    body: Any  # the parsed JSON of a success
+    retry_in: float | None  # seconds to wait before sending again; None: done
+
+
+def _encode(body: Any, raw: bytes | None) -> tuple[bytes | None, dict[str, str] | None]:
+    """The request's content and headers: ``raw`` bytes as they are, else ``body`` as JSON."""
+    content = raw if raw is not None else (dumps(body) if body is not None else None)
+    return content, {"Content-Type": "application/json"} if content is not None else None
+
+
 class _Base:
     """Configuration and request building shared by both clients.
 
@@ -63,6 +74,7 @@ class _Base:
         backoff_max: float = 5.0,
         limits: ServerLimits | None = None,
         retry_budget: float | None = None,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = _defaults.base_url(base_url).rstrip("/")
         self.run_id = _defaults.run_id(run_id)
@@ -79,6 +91,13 @@ class _Base:
         self._headers = {"Accept": "application/json", "User-Agent": "sigreward-client/0.1"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        # for httpx.Client or httpx.AsyncClient; a transport of the matching kind is for tests
+        self._http_options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "headers": self._headers,
+            "timeout": self.timeout,
+            "transport": transport,
+        }
 
     @property
     def _run_path(self) -> str:
@@ -106,6 +125,36 @@ class _Base:
         if isinstance(body, list):
             return SignificanceResult.model_validate({"results": body})
         return SignificanceResult.model_validate(body)
+
+    def _delay_after(
+        self, err: httpx.TransportError, clock: RetryClock, method: str, path: str
+    ) -> float:
+        """Seconds to wait before retrying a request that could not reach the server; raises
+        ConnectionFailed once the retry policy is spent."""
+        delay = clock.next_delay()
+        if delay is None:
+            raise ConnectionFailed(
+                f"{method} {self.base_url}{path}: {err!r} (gave up after "
+                f"{clock.attempt} retries, {time.monotonic() - clock.started:.0f} s)"
+            ) from err
+        self._server_away(f"cannot connect ({type(err).__name__})")
+        return delay
+
+    def _answer(self, response: httpx.Response, clock: RetryClock) -> _Answer:
+        """The parsed body of a success, or the wait before retrying a 429 or an outage;
+        raises APIError for an error that is final (or once the retry policy is spent)."""
+        parsed = parse_body(response.content)
+        if response.status_code < 400:
+            self._server_back()
+            return _Answer(parsed, None)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if response.status_code in RETRY_STATUSES:
+            delay = clock.next_delay(retry_after)
+            if delay is not None:
+                if response.status_code in OUTAGE_STATUSES:
+                    self._server_away(f"HTTP {response.status_code}")
+                return _Answer(None, delay)
+        raise APIError.from_response(response.status_code, parsed, retry_after)
 
     def _server_away(self, what: str) -> None:
         """Warn once per outage: the trainer keeps waiting instead of failing."""
@@ -137,14 +186,8 @@ class RewardClient(_Base):
     def __init__(
         self, base_url: str | None = None, run_id: str | None = None, **options: Any
     ) -> None:
-        transport = options.pop("transport", None)
         super().__init__(base_url, run_id, **options)
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=self._headers,
-            timeout=self.timeout,
-            transport=transport,
-        )
+        self._http = httpx.Client(**self._http_options)
 
     def __enter__(self) -> RewardClient:
         return self
@@ -156,35 +199,18 @@ class RewardClient(_Base):
         self._http.close()
 
     def _request(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
-        content = raw if raw is not None else (dumps(body) if body is not None else None)
-        headers = {"Content-Type": "application/json"} if content is not None else None
+        content, headers = _encode(body, raw)
         clock = RetryClock(self.retry)
         while True:
             try:
                 response = self._http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as err:
-                delay = clock.next_delay()
-                if delay is None:
-                    raise ConnectionFailed(
-                        f"{method} {self.base_url}{path}: {err!r} (gave up after "
-                        f"{clock.attempt} retries, {time.monotonic() - clock.started:.0f} s)"
-                    ) from err
-                self._server_away(f"cannot connect ({type(err).__name__})")
-                time.sleep(delay)
+                time.sleep(self._delay_after(err, clock, method, path))
                 continue
-            parsed = parse_body(response.content)
-            if response.status_code < 400:
-                self._server_back()
-                return parsed
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if response.status_code in RETRY_STATUSES:
-                delay = clock.next_delay(retry_after)
-                if delay is not None:
-                    if response.status_code in OUTAGE_STATUSES:
-                        self._server_away(f"HTTP {response.status_code}")
-                    time.sleep(delay)
-                    continue
-            raise APIError.from_response(response.status_code, parsed, retry_after)
+            answer = self._answer(response, clock)
+            if answer.retry_in is None:
+                return answer.body
+            time.sleep(answer.retry_in)
 
     def info(self) -> dict[str, Any]:
         """``GET /v1/info``: version, modes, model, device, kernel backend and limits."""
@@ -245,14 +271,8 @@ class AsyncRewardClient(_Base):
     def __init__(
         self, base_url: str | None = None, run_id: str | None = None, **options: Any
     ) -> None:
-        transport = options.pop("transport", None)
         super().__init__(base_url, run_id, **options)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=self._headers,
-            timeout=self.timeout,
-            transport=transport,
-        )
+        self._http = httpx.AsyncClient(**self._http_options)
 
     async def __aenter__(self) -> AsyncRewardClient:
         return self
@@ -266,35 +286,18 @@ class AsyncRewardClient(_Base):
     async def _request(
         self, method: str, path: str, body: Any = None, raw: bytes | None = None
     ) -> Any:
-        content = raw if raw is not None else (dumps(body) if body is not None else None)
-        headers = {"Content-Type": "application/json"} if content is not None else None
+        content, headers = _encode(body, raw)
         clock = RetryClock(self.retry)
         while True:
             try:
                 response = await self._http.request(method, path, content=content, headers=headers)
             except httpx.TransportError as err:
-                delay = clock.next_delay()
-                if delay is None:
-                    raise ConnectionFailed(
-                        f"{method} {self.base_url}{path}: {err!r} (gave up after "
-                        f"{clock.attempt} retries, {time.monotonic() - clock.started:.0f} s)"
-                    ) from err
-                self._server_away(f"cannot connect ({type(err).__name__})")
-                await asyncio.sleep(delay)
+                await asyncio.sleep(self._delay_after(err, clock, method, path))
                 continue
-            parsed = parse_body(response.content)
-            if response.status_code < 400:
-                self._server_back()
-                return parsed
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            if response.status_code in RETRY_STATUSES:
-                delay = clock.next_delay(retry_after)
-                if delay is not None:
-                    if response.status_code in OUTAGE_STATUSES:
-                        self._server_away(f"HTTP {response.status_code}")
-                    await asyncio.sleep(delay)
-                    continue
-            raise APIError.from_response(response.status_code, parsed, retry_after)
+            answer = self._answer(response, clock)
+            if answer.retry_in is None:
+                return answer.body
+            await asyncio.sleep(answer.retry_in)
 
     async def info(self) -> dict[str, Any]:
         body = await self._request("GET", "/v1/info")

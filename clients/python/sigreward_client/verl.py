@@ -30,7 +30,7 @@ import asyncio
 import os
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sigreward_client._env import EnvConfig, async_client, sync_client
 from sigreward_client.client import AsyncRewardClient
@@ -84,6 +84,28 @@ def _sample(
     return sample
 
 
+class _SingleCall(NamedTuple):
+    """What a one-sample reward call sends, and where."""
+
+    config: EnvConfig
+    run_id: str
+    step: int | None
+    sample: dict[str, Any]
+
+
+def _single_call(
+    solution_str: str, ground_truth: Any, extra_info: Any, kwargs: Mapping[str, Any]
+) -> _SingleCall:
+    config = _config()
+    extra = _extra(extra_info)
+    return _SingleCall(
+        config,
+        _run_id(config, extra),
+        _step([extra]),
+        _sample(solution_str, ground_truth, extra, kwargs),
+    )
+
+
 def _score_dict(result: SampleResult, k: float) -> dict[str, Any]:
     """verl's per-sample dict: "score" is the reward; the other keys become logged extras.
 
@@ -112,13 +134,8 @@ def compute_score(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """verl custom reward function (one sample per call). Returns ``{"score": reward, ...}``."""
-    config = _config()
-    extra = _extra(extra_info)
-    run_id = _run_id(config, extra)
-    step = _step([extra])
-    result = sync_client(config, run_id).score(
-        step, [_sample(solution_str, ground_truth, extra, kwargs)]
-    )
+    call = _single_call(solution_str, ground_truth, extra_info, kwargs)
+    result = sync_client(call.config, call.run_id).score(call.step, [call.sample])
     return _as_dicts(result)[0]
 
 
@@ -213,15 +230,13 @@ async def compute_score_async(
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Coroutine version of ``compute_score`` for verl's reward loop (verl >= 0.6)."""
-    config = _config()
-    extra = _extra(extra_info)
-    run_id = _run_id(config, extra)
-    step = _step([extra])
+    call = _single_call(solution_str, ground_truth, extra_info, kwargs)
     per_run = _batchers.setdefault(asyncio.get_running_loop(), {})
-    batcher = per_run.get(run_id)
+    batcher = per_run.get(call.run_id)
     if batcher is None:
-        batcher = per_run[run_id] = _MicroBatcher(async_client(config, run_id), _batch_window())
-    return await batcher.submit(step, _sample(solution_str, ground_truth, extra, kwargs))
+        client = async_client(call.config, call.run_id)
+        batcher = per_run[call.run_id] = _MicroBatcher(client, _batch_window())
+    return await batcher.submit(call.step, call.sample)
 
 
 def install_global_steps_hook() -> None:
