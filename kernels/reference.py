@@ -1,5 +1,5 @@
-"""Torch implementation of ``significance_postprocess``: the oracle and the CPU path. It takes
-a call checked by contract.py.
+"""Torch implementation of ``significance_postprocess``: the oracle and the CPU path. It runs
+a call whose arguments the public op (dispatch.py) has checked; the types are in contract.py.
 
 Both backends compute the same IEEE operations in the same order, so they give bit-identical
 answers (docs/architecture.md, "One answer per input"):
