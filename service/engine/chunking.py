@@ -45,10 +45,6 @@ def input_tokens(retokenized: np.ndarray) -> np.ndarray:
     return retokenized[:MAX_INPUT_TOKENS]
 
 
-def has_sep(n_tokens: int) -> bool:
-    return n_tokens + 2 <= WINDOW_POSITIONS
-
-
 def model_input_chunks(tok: TextTokenizer, texts: list[str]) -> list[list[np.ndarray]]:
     """Per text, the token ids the model sees for each of its chunks (CLS/SEP not included).
 
