@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sigreward.domain.samples import SPAN_ERROR
 from sigreward.kernels.contract import RaggedOffsets
-
-SPAN_ERROR = "the span max - min of the values overflows a double; rescale them"
 
 
 @dataclass(frozen=True)
