@@ -29,10 +29,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sigreward.cli")
 
 
+def _flag_extra(field: FieldInfo) -> dict[str, Any]:
+    """What a Settings field says about its flag beyond its type (``flag``, ``choices``)."""
+    extra = field.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
 def _flag(name: str, field: FieldInfo) -> str:
     """``--max-samples`` for max_samples; seconds drop their unit (``--drain-timeout``)."""
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-    flag = extra.get("flag")
+    flag = _flag_extra(field).get("flag")
     if isinstance(flag, str):
         return flag
     return "--" + name.removesuffix("_s").replace("_", "-")
@@ -62,9 +67,9 @@ def _add_setting(parser: argparse.ArgumentParser, name: str, field: FieldInfo) -
         kwargs["action"] = "append"
     elif annotation in (int, float):
         kwargs["type"] = annotation
-    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-    if "choices" in extra:
-        kwargs["choices"] = extra["choices"]
+    choices = _flag_extra(field).get("choices")
+    if choices is not None:
+        kwargs["choices"] = choices
     parser.add_argument(_flag(name, field), **kwargs)
 
 
